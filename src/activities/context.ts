@@ -1,0 +1,41 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { LifeboatError, messageOf } from '../errors';
+import type { Progress, Store, StoreContext } from '../stores';
+
+const HEARTBEAT_EVERY_MS = 5_000;
+
+/**
+ * Runs a store operation inside an activity: gives it a StoreContext whose
+ * progress becomes heartbeats (also sent on a timer, so a tool that is silent
+ * for a while does not look dead), and turns its failures into
+ * ApplicationFailures whose `type` says what happened and whether a retry helps.
+ */
+export async function inActivity<T>(store: Store | null, fn: (ctx: StoreContext) => Promise<T>): Promise<T> {
+  const actx = Context.current();
+  let last: Progress = { stage: 'start' };
+  const timer = setInterval(() => actx.heartbeat(last), HEARTBEAT_EVERY_MS);
+  const ctx: StoreContext = {
+    signal: actx.cancellationSignal,
+    progress(p) {
+      last = p;
+      actx.heartbeat(p);
+    },
+    log: actx.log,
+  };
+  try {
+    return await fn(ctx);
+  } catch (err) {
+    throw toFailure(err, store, actx.cancellationSignal);
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+export function toFailure(err: unknown, store: Store | null, signal?: AbortSignal): Error {
+  if (err instanceof ApplicationFailure || err instanceof CancelledFailure) return err;
+  if (signal?.aborted) return new CancelledFailure(`cancelled: ${messageOf(err)}`);
+  const type = err instanceof LifeboatError ? err.type : ((err as { code?: string }).code ?? (err as Error)?.name ?? 'Error');
+  const permanent = err instanceof LifeboatError ? err.permanent : (store?.isPermanent(err) ?? false);
+  return ApplicationFailure.create({ message: messageOf(err), type, nonRetryable: permanent });
+}

@@ -1,0 +1,168 @@
+import type { Config } from '../config';
+import { artifactKey, manifestKey } from '../domain/layout';
+import type { ArtifactRecord, Manifest } from '../domain/manifest';
+import { manifestBytes } from '../domain/manifest';
+import { checkMarkers, MARKERS_PER_KIND, type MarkerResult } from '../domain/markers';
+import { validateName } from '../domain/names';
+import type { PlannedArtifact, RestoreInput, RestorePlan, TargetRef } from '../domain/plan';
+import { LifeboatError } from '../errors';
+import { openRepository, type Repository } from '../repo';
+import { fingerprints, loadIdentities, readArtifact, storeArtifact, verifyArtifact } from '../repo/artifacts';
+import { readManifest, writeManifest } from '../repo/catalog';
+import { openStore, type BackupItem, type ProbeResult } from '../stores';
+import { inActivity } from './context';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const LIFEBOAT_VERSION: string = require('../../package.json').version;
+
+const seconds = (since: number) => Math.round((performance.now() - since) / 10) / 100;
+
+function itemOf(a: ArtifactRecord): BackupItem {
+  return { item: a.item, name: a.name, file: a.file, format: a.format };
+}
+
+/**
+ * The activities, bound to the worker's config. Inputs are names and ids; each
+ * activity resolves credentials itself, so no secret enters workflow history.
+ */
+export function createActivities(config: Config) {
+  let repoPromise: Promise<Repository> | undefined;
+  const repo = () => (repoPromise ??= openRepository(config));
+
+  async function artifactOf(target: string, backupId: string, file: string): Promise<{ manifest: Manifest; record: ArtifactRecord }> {
+    const manifest = await readManifest(await repo(), target, backupId);
+    const record = manifest.artifacts.find((a) => a.file === file);
+    if (!record) throw new LifeboatError('ArtifactNotFound', `backup '${backupId}' of target '${target}' has no artifact '${file}'`);
+    return { manifest, record };
+  }
+
+  return {
+    /** The targets to work on, with their kinds; all configured ones when none are named. */
+    async describeTargets(input: { targets?: string[] }): Promise<TargetRef[]> {
+      const names = input.targets?.length ? input.targets : [...config.targets.keys()];
+      return inActivity(null, async () => names.map((target) => ({ target, kind: openStore(config, target).kind })));
+    },
+
+    async probeTarget(input: { target: string }): Promise<{ probe: ProbeResult; items: BackupItem[] }> {
+      const store = openStore(config, input.target);
+      return inActivity(store, async (ctx) => ({ probe: await store.probe(ctx), items: await store.items(ctx) }));
+    },
+
+    /** Dumps one item into the repository. Idempotent: a retry overwrites the same key. */
+    async backupItem(input: { target: string; backupId: string; item: BackupItem }): Promise<ArtifactRecord> {
+      const store = openStore(config, input.target);
+      return inActivity(store, async (ctx) => {
+        const started = performance.now();
+        const encryption = config.encryption ? ('age' as const) : ('none' as const);
+        const file = encryption === 'age' ? `${input.item.file}.age` : input.item.file;
+        const key = artifactKey(input.target, input.backupId, file);
+        const r = await repo();
+        let stored = { bytes: 0, sha256: '' };
+        await store.backup(ctx, input.item, async (plaintext) => {
+          stored = await storeArtifact(r, key, plaintext, config.encryption, ctx.signal);
+        });
+        ctx.log.info('artifact stored', { url: r.url(key), bytes: stored.bytes });
+        return { file, item: input.item.item, name: input.item.name, format: input.item.format, encryption, bytes: stored.bytes, sha256: stored.sha256, seconds: seconds(started) };
+      });
+    },
+
+    /** Writes the manifest, last, which is what makes the backup valid. Idempotent. */
+    async finishBackup(input: { target: string; kind: string; backupId: string; probe: ProbeResult; artifacts: ArtifactRecord[]; startedAt: string }): Promise<{ manifest: string; bytes: number }> {
+      return inActivity(null, async () => {
+        const m: Manifest = {
+          schema: 1,
+          backupId: input.backupId,
+          target: input.target,
+          kind: input.kind,
+          server: { version: input.probe.serverVersion },
+          tools: input.probe.tools,
+          lifeboatVersion: LIFEBOAT_VERSION,
+          startedAt: input.startedAt,
+          finishedAt: new Date().toISOString(),
+          encryption: { format: config.encryption ? 'age' : 'none', recipients: fingerprints(config.encryption) },
+          artifacts: input.artifacts,
+        };
+        const r = await repo();
+        await writeManifest(r, m);
+        return { manifest: r.url(manifestKey(input.target, input.backupId)), bytes: manifestBytes(m) };
+      });
+    },
+
+    /** Reads the manifests and says what a restore would do. Read-only. */
+    async planRestore(input: Pick<RestoreInput, 'backupId' | 'targets' | 'only' | 'into'>): Promise<RestorePlan> {
+      return inActivity(null, async () => {
+        const r = await repo();
+        const targets = [];
+        const names = input.targets?.length ? input.targets : [...config.targets.keys()];
+        for (const target of names) {
+          // Without named targets, the backup's own targets are restored: skip those it lacks.
+          if (!input.targets?.length && !(await r.exists(manifestKey(target, input.backupId)))) continue;
+          const m = await readManifest(r, target, input.backupId);
+          const kind = openStore(config, target).kind;
+          if (m.kind !== kind) {
+            throw new LifeboatError('ConfigError', `backup '${input.backupId}' of target '${target}' is of kind ${m.kind}, but the target is now configured as ${kind}`);
+          }
+          const renames = input.into?.[target] ?? {};
+          const only = input.only?.[target];
+          const missing = only?.filter((n) => !m.artifacts.some((a) => a.name === n)) ?? [];
+          if (missing.length) {
+            throw new LifeboatError('ArtifactNotFound', `backup '${input.backupId}' of target '${target}' has no ${missing.join(', ')}; it has ${m.artifacts.map((a) => a.name).join(', ')}`);
+          }
+          const artifacts: PlannedArtifact[] = m.artifacts.filter((a) => !only || only.includes(a.name)).map((a) => ({ file: a.file, item: a.item, name: a.name, into: validateName('restore name', renames[a.name] ?? a.name), bytes: a.bytes }));
+          targets.push({ target, kind, serverVersion: m.server.version, artifacts, bytes: manifestBytes(m) });
+        }
+        if (targets.length === 0) {
+          throw new LifeboatError('BackupNotFound', `backup '${input.backupId}' does not exist for any configured target (${names.join(', ')}) in ${r.url('')}; run 'lifeboat ls' to see the backups`);
+        }
+        return { backupId: input.backupId, targets, bytes: targets.reduce((s, t) => s + t.bytes, 0) };
+      });
+    },
+
+    /** Proves an artifact before anything destructive: SHA-256 and age authentication to the last chunk. Read-only. */
+    async verifyStoredArtifact(input: { target: string; backupId: string; file: string }): Promise<{ bytes: number }> {
+      return inActivity(null, async (ctx) => {
+        const { record } = await artifactOf(input.target, input.backupId, input.file);
+        const r = await repo();
+        await verifyArtifact(r, artifactKey(input.target, input.backupId, input.file), record, await loadIdentities(config.encryption), (n) => ctx.progress({ stage: 'verify', item: input.file, bytes: n }), ctx.signal);
+        return { bytes: record.bytes };
+      });
+    },
+
+    /** Drops and recreates `into`, then restores the artifact. Idempotent: a retry starts from a clean database. */
+    async restoreItem(input: { target: string; backupId: string; file: string; into: string }): Promise<{ seconds: number }> {
+      const store = openStore(config, input.target);
+      return inActivity(store, async (ctx) => {
+        const started = performance.now();
+        const { record } = await artifactOf(input.target, input.backupId, input.file);
+        const r = await repo();
+        const identities = await loadIdentities(config.encryption);
+        const plaintext = await readArtifact(r, artifactKey(input.target, input.backupId, input.file), record, identities, ctx.signal);
+        await store.restore(ctx, itemOf(record), validateName('restore name', input.into), plaintext);
+        return { seconds: seconds(started) };
+      });
+    },
+
+    async dropItem(input: { target: string; name: string }): Promise<void> {
+      const store = openStore(config, input.target);
+      return inActivity(store, (ctx) => store.drop(ctx, validateName('name', input.name)));
+    },
+
+    /** Seeds the drill's markers; returns where, and how many. Idempotent for one nonce. */
+    async seedMarkers(input: { target: string; nonce: string }): Promise<{ name: string; count: number }> {
+      const store = openStore(config, input.target);
+      return inActivity(store, async (ctx) => {
+        const name = store.drillName();
+        const count = MARKERS_PER_KIND[store.kind] ?? 100;
+        await store.seedMarkers(ctx, name, count, input.nonce);
+        return { name, count };
+      });
+    },
+
+    async countMarkers(input: { target: string; name: string; nonce: string; expected: number }): Promise<MarkerResult> {
+      const store = openStore(config, input.target);
+      return inActivity(store, async (ctx) => checkMarkers(input.expected, (await store.countMarkers(ctx, input.name, input.nonce)).found));
+    },
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

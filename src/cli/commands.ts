@@ -1,0 +1,101 @@
+import { randomBytes } from 'node:crypto';
+import type { Config } from '../config';
+import { makeBackupId, validateBackupId, validateName } from '../domain/names';
+import type { BackupResult, DrillMode, DrillResult, RestoreInput, RestoreResult } from '../domain/plan';
+import { LifeboatError } from '../errors';
+import { openRepository } from '../repo';
+import { listBackups, readManifest } from '../repo/catalog';
+import { createWorker } from '../worker';
+import { bytes, seconds, type Output } from './output';
+import { runWorkflow, type RunOptions, type RunOutcome } from './run';
+
+/** Exit status of a command: 0 ok, 1 the operation failed. */
+type Status = 0 | 1;
+
+function report<T>(out: Output, r: RunOutcome<T>, human: (v: T) => string[], extra: (v: T | undefined) => Record<string, unknown> = () => ({})): Status {
+  const base = { workflowId: r.workflowId, runId: r.runId, uiUrl: r.uiUrl };
+  if (r.ok) {
+    out.result({ ok: true, ...base, ...extra(r.value), result: r.value }, human(r.value as T));
+    return 0;
+  }
+  const f = r.failure!;
+  out.error(f.message, { type: f.type, ...base, ...extra(f.details[0] as T | undefined) });
+  return 1;
+}
+
+export async function worker(config: Config, out: Output): Promise<Status> {
+  const { worker: w, connection } = await createWorker(config);
+  out.say(`lifeboat worker on task queue '${config.temporal.taskQueue}' at ${config.temporal.address}; Ctrl-C stops it`);
+  await w.run();
+  await connection.close();
+  return 0;
+}
+
+export async function backup(config: Config, out: Output, targets: string[], opts: RunOptions): Promise<Status> {
+  targets.forEach((t) => validateName('target', t));
+  const backupId = makeBackupId(new Date(), randomBytes(2).toString('hex'));
+  const label = targets.length ? targets.join('+') : 'all';
+  const r = await runWorkflow<BackupResult>(config, out, 'backupWorkflow', `backup/${label}/${backupId}`, { targets, backupId }, opts);
+  return report(out, r, (v) => [
+    `backup ${v.backupId} ok`,
+    ...v.targets.map((t) => `  ${t.target} (${t.kind}): ${t.artifacts} artifact(s), ${bytes(t.bytes)}, ${seconds(t.seconds)}`),
+  ]);
+}
+
+export async function restore(config: Config, out: Output, backupId: string, o: { target: string[]; as?: string; yes?: boolean; wait?: boolean } & RunOptions): Promise<Status> {
+  validateBackupId(backupId);
+  o.target.forEach((t) => validateName('target', t));
+  const input: RestoreInput = { backupId, targets: o.target.length ? o.target : undefined, yes: o.yes === true };
+  if (o.as) {
+    if (o.target.length !== 1) throw new LifeboatError('ConfigError', '--as needs exactly one --target');
+    const m = await readManifest(await openRepository(config), o.target[0]!, backupId);
+    if (m.artifacts.length !== 1) throw new LifeboatError('ConfigError', `--as renames one item, but backup '${backupId}' of '${o.target[0]}' has ${m.artifacts.length}: ${m.artifacts.map((a) => a.name).join(', ')}`);
+    input.into = { [o.target[0]!]: { [m.artifacts[0]!.name]: validateName('--as', o.as) } };
+  }
+  if (!o.yes) out.say(`the restore waits for approval: send the 'approve' signal (temporal workflow signal --workflow-id … --name approve), or rerun with --yes`);
+  const label = o.target.length ? o.target.join('+') : 'all';
+  const r = await runWorkflow<RestoreResult>(config, out, 'restoreWorkflow', `restore/${label}/${backupId}`, input, o);
+  return report(out, r, (v) => [
+    `restore of ${v.backupId} ok`,
+    ...v.targets.map((t) => `  ${t.target} (${t.kind}): ${t.restored.map((x) => (x.name === x.into ? x.name : `${x.name} -> ${x.into}`)).join(', ')}, ${bytes(t.bytes)}, ${seconds(t.seconds)}`),
+  ]);
+}
+
+export async function drill(config: Config, out: Output, o: { target: string[]; mode: string } & RunOptions): Promise<Status> {
+  if (o.mode !== 'scratch' && o.mode !== 'in-place') throw new LifeboatError('ConfigError', `--mode must be 'scratch' or 'in-place', not '${o.mode}'`);
+  o.target.forEach((t) => validateName('target', t));
+  const id = `drill/${makeBackupId(new Date(), randomBytes(2).toString('hex'))}`;
+  const r = await runWorkflow<DrillResult>(config, out, 'drillWorkflow', id, { targets: o.target.length ? o.target : undefined, mode: o.mode as DrillMode }, o);
+  const summary = (v: DrillResult | undefined) => (v?.stores ? { stores: v.stores, backupId: v.backupId, mode: v.mode } : {});
+  return report(
+    out,
+    r,
+    (v) => [
+      ...v.stores.map(
+        (s) => `drill ok: ${s.target} (${s.kind}): backup ${seconds(s.backupSeconds)}, restore ${seconds(s.restoreSeconds)}, ${s.markers.found}/${s.markers.expected} markers, ${bytes(s.artifactBytes)}`,
+      ),
+      ...(r.uiUrl ? [`  run: ${r.uiUrl}`] : []),
+    ],
+    summary,
+  );
+}
+
+export async function ls(config: Config, out: Output, targets: string[]): Promise<Status> {
+  const names = targets.length ? targets : [...config.targets.keys()];
+  const repo = await openRepository(config);
+  const rows = [];
+  for (const b of await listBackups(repo, names)) {
+    const m = await readManifest(repo, b.target, b.backupId);
+    rows.push({ backupId: b.backupId, target: b.target, kind: m.kind, finishedAt: m.finishedAt, bytes: m.artifacts.reduce((s, a) => s + a.bytes, 0), artifacts: m.artifacts.length, encryption: m.encryption.format, serverVersion: m.server.version });
+  }
+  out.result(
+    { ok: true, backups: rows },
+    rows.length
+      ? [
+          'BACKUP                  TARGET        KIND        SIZE        FINISHED',
+          ...rows.map((r) => `${r.backupId.padEnd(24)}${r.target.padEnd(14)}${r.kind.padEnd(12)}${bytes(r.bytes).padEnd(12)}${r.finishedAt}`),
+        ]
+      : [`no backups of ${names.join(', ')} in ${repo.url('')}`],
+  );
+  return 0;
+}

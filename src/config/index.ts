@@ -1,0 +1,198 @@
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { parse } from 'yaml';
+import { LifeboatError } from '../errors';
+import { validateName } from '../domain/names';
+
+/**
+ * lifeboat.yaml, loaded once and validated. Secrets are never inlined: a
+ * secret field is a reference, `{ file: path }` (preferred) or `{ env: NAME }`,
+ * resolved only inside the worker or CLI process that needs it.
+ */
+export type SecretRef = { file: string } | { env: string };
+
+export interface TemporalConfig {
+  address: string;
+  namespace: string;
+  taskQueue: string;
+  uiUrl?: string;
+}
+
+export interface S3RepositoryConfig {
+  kind: 's3';
+  endpoint?: string;
+  region: string;
+  bucket: string;
+  prefix: string;
+  forcePathStyle: boolean;
+  accessKeyId?: SecretRef;
+  secretAccessKey?: SecretRef;
+  partSizeMB: number;
+  queueSize: number;
+}
+
+export interface LocalRepositoryConfig {
+  kind: 'local';
+  path: string;
+}
+
+export type RepositoryConfig = S3RepositoryConfig | LocalRepositoryConfig;
+
+export interface EncryptionConfig {
+  /** Public age recipients: all a backup needs. */
+  recipients: string[];
+  /** age identity file: only restore and verify read it. */
+  identityFile?: string;
+}
+
+/** A target's raw settings; its store parses the kind-specific fields. */
+export interface TargetConfig {
+  name: string;
+  kind: string;
+  settings: Record<string, unknown>;
+}
+
+export interface Config {
+  file: string;
+  temporal: TemporalConfig;
+  repository: RepositoryConfig;
+  /** null when the config says `encryption: none` explicitly. */
+  encryption: EncryptionConfig | null;
+  targets: Map<string, TargetConfig>;
+}
+
+function bad(file: string, field: string, why: string): never {
+  throw new LifeboatError('ConfigError', `config ${file}: '${field}' ${why}`);
+}
+
+type Obj = Record<string, unknown>;
+
+function obj(file: string, field: string, v: unknown): Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) bad(file, field, 'must be a mapping');
+  return v as Obj;
+}
+
+export function str(file: string, field: string, v: unknown, fallback?: string): string {
+  if (v === undefined && fallback !== undefined) return fallback;
+  if (typeof v !== 'string' || v === '') bad(file, field, 'must be a non-empty string');
+  return v;
+}
+
+export function int(file: string, field: string, v: unknown, fallback?: number): number {
+  if (v === undefined && fallback !== undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) bad(file, field, 'must be a positive whole number');
+  return v;
+}
+
+export function secretRef(file: string, field: string, v: unknown): SecretRef | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v === 'string') {
+    bad(file, field, "must reference the secret, not contain it: write { file: /path/to/secret } or { env: VAR_NAME }");
+  }
+  const o = obj(file, field, v);
+  if (typeof o.file === 'string') return { file: resolve(dirname(file), o.file) };
+  if (typeof o.env === 'string') return { env: o.env };
+  bad(file, field, 'must be { file: PATH } or { env: NAME }');
+}
+
+export async function resolveSecret(ref: SecretRef, what: string): Promise<string> {
+  if ('env' in ref) {
+    const v = process.env[ref.env];
+    if (!v) throw new LifeboatError('ConfigError', `${what}: environment variable ${ref.env} is not set`);
+    return v;
+  }
+  try {
+    return (await readFile(ref.file, 'utf8')).replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new LifeboatError('ConfigError', `${what}: cannot read secret file ${ref.file} (${(err as NodeJS.ErrnoException).code ?? err}); check the path and its permissions`);
+  }
+}
+
+function parseRepository(file: string, v: unknown): RepositoryConfig {
+  const r = obj(file, 'repository', v);
+  if (r.kind === 'local') return { kind: 'local', path: resolve(dirname(file), str(file, 'repository.path', r.path)) };
+  if (r.kind !== 's3') bad(file, 'repository.kind', "must be 's3' or 'local'");
+  const prefix = str(file, 'repository.prefix', r.prefix, 'lifeboat').replace(/^\/+|\/+$/g, '');
+  prefix.split('/').forEach((p) => validateName('repository.prefix part', p));
+  return {
+    kind: 's3',
+    endpoint: r.endpoint === undefined ? undefined : str(file, 'repository.endpoint', r.endpoint),
+    region: str(file, 'repository.region', r.region, 'us-east-1'),
+    bucket: str(file, 'repository.bucket', r.bucket),
+    prefix,
+    forcePathStyle: r.forcePathStyle === undefined ? Boolean(r.endpoint) : r.forcePathStyle === true,
+    accessKeyId: secretRef(file, 'repository.accessKeyId', r.accessKeyId),
+    secretAccessKey: secretRef(file, 'repository.secretAccessKey', r.secretAccessKey),
+    partSizeMB: int(file, 'repository.partSizeMB', r.partSizeMB, 16),
+    queueSize: int(file, 'repository.queueSize', r.queueSize, 4),
+  };
+}
+
+function parseEncryption(file: string, v: unknown): EncryptionConfig | null {
+  if (v === 'none') return null;
+  if (v === undefined) bad(file, 'encryption', "is required: give age recipients (see 'lifeboat keygen'), or write 'encryption: none' to store backups unencrypted");
+  const e = obj(file, 'encryption', v);
+  if (!Array.isArray(e.recipients) || e.recipients.length === 0) bad(file, 'encryption.recipients', 'must list at least one age recipient (age1…)');
+  const recipients = e.recipients.map((r, i) => str(file, `encryption.recipients[${i}]`, r));
+  const identityFile = e.identityFile === undefined ? undefined : resolve(dirname(file), str(file, 'encryption.identityFile', e.identityFile));
+  return { recipients, identityFile };
+}
+
+export function parseConfig(text: string, file: string): Config {
+  let raw: unknown;
+  try {
+    raw = parse(text);
+  } catch (err) {
+    throw new LifeboatError('ConfigError', `config ${file} is not valid YAML: ${(err as Error).message}`);
+  }
+  const c = obj(file, '(top level)', raw);
+  const t = obj(file, 'temporal', c.temporal ?? {});
+  const temporal: TemporalConfig = {
+    address: str(file, 'temporal.address', t.address, '127.0.0.1:7233'),
+    namespace: str(file, 'temporal.namespace', t.namespace, 'default'),
+    taskQueue: str(file, 'temporal.taskQueue', t.taskQueue, 'lifeboat'),
+    uiUrl: t.uiUrl === undefined ? undefined : str(file, 'temporal.uiUrl', t.uiUrl).replace(/\/+$/, ''),
+  };
+  const targets = new Map<string, TargetConfig>();
+  for (const [name, tv] of Object.entries(obj(file, 'targets', c.targets))) {
+    validateName('target', name);
+    const settings = obj(file, `targets.${name}`, tv);
+    targets.set(name, { name, kind: str(file, `targets.${name}.kind`, settings.kind), settings });
+  }
+  if (targets.size === 0) bad(file, 'targets', 'must name at least one target');
+  return {
+    file,
+    temporal,
+    repository: parseRepository(file, c.repository),
+    encryption: parseEncryption(file, c.encryption),
+    targets,
+  };
+}
+
+/** The config file: --config, else $LIFEBOAT_CONFIG, else ./lifeboat.yaml. */
+export function configPath(explicit?: string): string {
+  return resolve(explicit ?? process.env.LIFEBOAT_CONFIG ?? 'lifeboat.yaml');
+}
+
+export function loadConfig(explicit?: string): Config {
+  const file = configPath(explicit);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new LifeboatError(
+      'ConfigError',
+      `cannot read config ${file} (${(err as NodeJS.ErrnoException).code ?? err}); pass --config FILE or set LIFEBOAT_CONFIG (the local stack writes one: scripts/stack.sh env)`,
+    );
+  }
+  return parseConfig(text, file);
+}
+
+export function targetOf(config: Config, name: string): TargetConfig {
+  const t = config.targets.get(name);
+  if (!t) {
+    throw new LifeboatError('ConfigError', `target '${name}' is not in ${config.file}; configured targets: ${[...config.targets.keys()].join(', ')}`);
+  }
+  return t;
+}

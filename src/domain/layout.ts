@@ -1,0 +1,29 @@
+import { validateBackupId, validateName } from './names';
+
+/**
+ * Where things live in a repository: `<target>/<backup-id>/<file>` below the
+ * repository's prefix. The manifest is written last, so a folder without one
+ * is an interrupted backup and is never listed as valid.
+ */
+export const MANIFEST = 'manifest.json';
+
+export function backupDir(target: string, backupId: string): string {
+  return `${validateName('target', target)}/${validateBackupId(backupId)}`;
+}
+
+export function artifactKey(target: string, backupId: string, file: string): string {
+  return `${backupDir(target, backupId)}/${validateName('artifact file', file)}`;
+}
+
+export function manifestKey(target: string, backupId: string): string {
+  return `${backupDir(target, backupId)}/${MANIFEST}`;
+}
+
+export function sidecarKey(key: string): string {
+  return `${key}.sha256`;
+}
+
+/** A `sha256sum`-format line, so `sha256sum -c` works on a downloaded backup. */
+export function sidecarText(sha256: string, file: string): string {
+  return `${sha256}  ${file}\n`;
+}

@@ -1,0 +1,76 @@
+import { LifeboatError } from '../errors';
+import { validateBackupId, validateName } from './names';
+
+export const MANIFEST_SCHEMA = 1;
+
+/** One stored file of a backup, as stored: encrypted bytes, their size and SHA-256. */
+export interface ArtifactRecord {
+  /** File name inside the backup folder, e.g. `app.dump.age`. */
+  file: string;
+  /** What it holds, e.g. `database:app`. */
+  item: string;
+  /** The item's name in the store, e.g. `app`. */
+  name: string;
+  /** Format of the plaintext, e.g. `pg_dump-custom`. */
+  format: string;
+  encryption: 'age' | 'none';
+  bytes: number;
+  sha256: string;
+  seconds: number;
+}
+
+export interface Manifest {
+  schema: typeof MANIFEST_SCHEMA;
+  backupId: string;
+  target: string;
+  kind: string;
+  server: { version: string };
+  tools: Record<string, string>;
+  lifeboatVersion: string;
+  startedAt: string;
+  finishedAt: string;
+  /** Fingerprints of the age recipients, never the keys themselves. */
+  encryption: { format: 'age' | 'none'; recipients: string[] };
+  artifacts: ArtifactRecord[];
+}
+
+const SHA256 = /^[0-9a-f]{64}$/;
+
+function fail(where: string, why: string): never {
+  throw new LifeboatError('ManifestInvalid', `manifest ${where} is not valid: ${why}`);
+}
+
+/** Parses and checks a stored manifest; `where` names it in errors. */
+export function parseManifest(text: string, where: string): Manifest {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    fail(where, `it is not JSON (${(err as Error).message})`);
+  }
+  if (typeof raw !== 'object' || raw === null) fail(where, 'it is not a JSON object');
+  const m = raw as Record<string, unknown>;
+  if (m.schema !== MANIFEST_SCHEMA) {
+    fail(where, `schema version ${JSON.stringify(m.schema)} is not one this lifeboat reads (it reads ${MANIFEST_SCHEMA}); upgrade lifeboat to read it`);
+  }
+  for (const field of ['backupId', 'target', 'kind', 'startedAt', 'finishedAt', 'lifeboatVersion'] as const) {
+    if (typeof m[field] !== 'string') fail(where, `field '${field}' is missing`);
+  }
+  validateBackupId(m.backupId);
+  validateName('target', m.target);
+  if (!Array.isArray(m.artifacts)) fail(where, "field 'artifacts' is missing");
+  for (const [i, a] of (m.artifacts as unknown[]).entries()) {
+    const art = a as Partial<ArtifactRecord>;
+    if (typeof art.file !== 'string') fail(where, `artifact ${i} has no file name`);
+    validateName('artifact file', art.file);
+    if (typeof art.item !== 'string' || typeof art.name !== 'string') fail(where, `artifact '${art.file}' does not say what it holds`);
+    if (typeof art.sha256 !== 'string' || !SHA256.test(art.sha256)) fail(where, `artifact '${art.file}' has no valid sha256`);
+    if (typeof art.bytes !== 'number' || art.bytes < 0) fail(where, `artifact '${art.file}' has no valid size`);
+    if (art.encryption !== 'age' && art.encryption !== 'none') fail(where, `artifact '${art.file}' has unknown encryption`);
+  }
+  return m as unknown as Manifest;
+}
+
+export function manifestBytes(m: Manifest): number {
+  return m.artifacts.reduce((sum, a) => sum + a.bytes, 0);
+}

@@ -1,0 +1,111 @@
+/** Workflow inputs and results: names, ids and numbers only, never secrets or data. */
+
+export interface TargetRef {
+  target: string;
+  kind: string;
+}
+
+export interface BackupInput {
+  /** Targets to back up; all configured targets when omitted. */
+  targets?: string[];
+  /** Chosen by the caller for a readable workflow id; generated when omitted. */
+  backupId?: string;
+}
+
+export interface TargetBackupResult {
+  target: string;
+  kind: string;
+  artifacts: number;
+  bytes: number;
+  seconds: number;
+  manifest: string;
+}
+
+export interface BackupResult {
+  backupId: string;
+  targets: TargetBackupResult[];
+}
+
+export interface RestoreInput {
+  backupId: string;
+  /** Targets to restore; every target the backup has when omitted. */
+  targets?: string[];
+  /** Restore only these items (by name) of a target: `{ "app-pg": ["app"] }`; all when omitted. */
+  only?: Record<string, string[]>;
+  /** Restore under other names: `{ "app-pg": { "app": "app_copy" } }`. */
+  into?: Record<string, Record<string, string>>;
+  /** Proceed without waiting for an `approve` signal. */
+  yes?: boolean;
+  /** How long to wait for approval before cancelling cleanly (default 1 hour). */
+  approvalTimeoutSeconds?: number;
+}
+
+export interface PlannedArtifact {
+  file: string;
+  item: string;
+  name: string;
+  into: string;
+  bytes: number;
+}
+
+export interface TargetPlan {
+  target: string;
+  kind: string;
+  serverVersion: string;
+  artifacts: PlannedArtifact[];
+  bytes: number;
+}
+
+export interface RestorePlan {
+  backupId: string;
+  targets: TargetPlan[];
+  bytes: number;
+}
+
+export interface TargetRestoreResult {
+  target: string;
+  kind: string;
+  restored: Array<{ name: string; into: string }>;
+  bytes: number;
+  seconds: number;
+}
+
+export interface RestoreResult {
+  backupId: string;
+  targets: TargetRestoreResult[];
+}
+
+export type DrillMode = 'scratch' | 'in-place';
+
+export interface DrillInput {
+  targets?: string[];
+  /** `scratch` (default) restores under a temporary name; `in-place` drops and restores the real one. */
+  mode?: DrillMode;
+}
+
+export interface DrillStoreResult {
+  target: string;
+  kind: string;
+  markers: { expected: number; found: number; missing: number[]; unexpected: number };
+  backupSeconds: number;
+  restoreSeconds: number;
+  artifactBytes: number;
+}
+
+export interface DrillResult {
+  ok: boolean;
+  nonce: string;
+  mode: DrillMode;
+  backupId: string;
+  stores: DrillStoreResult[];
+  failures: string[];
+}
+
+/** What the `progress` query of every workflow answers. */
+export interface ProgressState {
+  stage: string;
+  detail?: string;
+  bytesDone?: number;
+  bytesTotal?: number;
+  startedAt: string;
+}

@@ -1,0 +1,103 @@
+import { createHash } from 'node:crypto';
+import { basename } from 'node:path';
+import { PassThrough, Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { readFile } from 'node:fs/promises';
+import type { EncryptionConfig } from '../config';
+import { openStream, parseIdentityFile, recipientFingerprint, sealStream } from '../crypto';
+import { sidecarKey, sidecarText } from '../domain/layout';
+import type { ArtifactRecord } from '../domain/manifest';
+import { LifeboatError } from '../errors';
+import type { PutResult, Repository } from './types';
+
+/**
+ * The artifact pipeline: plaintext -> age -> SHA-256 -> upload, and back.
+ * Memory stays bounded by the upload's part size x queue depth.
+ */
+export async function storeArtifact(
+  repo: Repository,
+  key: string,
+  plaintext: Readable,
+  encryption: EncryptionConfig | null,
+  signal?: AbortSignal,
+): Promise<PutResult> {
+  const body = encryption ? sealStream(encryption.recipients) : new PassThrough();
+  // Errors anywhere upstream destroy `body`, which fails the upload before it completes.
+  pipeline(plaintext, body).catch(() => undefined);
+  const stored = await repo.put(key, body, signal);
+  await repo.putText(sidecarKey(key), sidecarText(stored.sha256, basename(key)));
+  return stored;
+}
+
+export function fingerprints(encryption: EncryptionConfig | null): string[] {
+  return encryption ? encryption.recipients.map(recipientFingerprint) : [];
+}
+
+export async function loadIdentities(encryption: EncryptionConfig | null): Promise<string[]> {
+  if (!encryption) return [];
+  if (!encryption.identityFile) {
+    throw new LifeboatError('ConfigError', 'encryption.identityFile is not set: restoring or verifying an encrypted backup needs the age identity that matches one of its recipients');
+  }
+  let text: string;
+  try {
+    text = await readFile(encryption.identityFile, 'utf8');
+  } catch (err) {
+    throw new LifeboatError('ConfigError', `cannot read age identity file ${encryption.identityFile} (${(err as NodeJS.ErrnoException).code ?? err})`);
+  }
+  return parseIdentityFile(text);
+}
+
+/** Fails at the end of the stored bytes if their SHA-256 is not the manifest's. */
+class ChecksumGate extends Transform {
+  private readonly hash = createHash('sha256');
+
+  constructor(
+    private readonly url: string,
+    private readonly expected: string,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.hash.update(chunk);
+    done(null, chunk);
+  }
+
+  override _flush(done: TransformCallback): void {
+    const got = this.hash.digest('hex');
+    if (got === this.expected) done();
+    else done(new LifeboatError('ChecksumMismatch', `artifact '${this.url}' failed its checksum (expected ${this.expected}, got ${got}); it was not restored`));
+  }
+}
+
+/**
+ * Streams an artifact's plaintext, checking on the way that the stored bytes
+ * hash to the manifest's SHA-256 and that the age stream authenticates. The
+ * age reader holds back each chunk until it has authenticated it and knows
+ * whether it is the last, so a consumer never gets bytes that fail either check
+ * from the final chunk; callers that must touch nothing on failure run
+ * `verifyArtifact` first.
+ */
+export async function readArtifact(repo: Repository, key: string, record: ArtifactRecord, identities: string[], signal?: AbortSignal): Promise<Readable> {
+  const url = repo.url(key);
+  const stored = await repo.get(key, signal);
+  const gate = new ChecksumGate(url, record.sha256);
+  const out = record.encryption === 'age' ? openStream(identities) : new PassThrough();
+  pipeline(stored, gate, out).catch(() => undefined);
+  return out;
+}
+
+/** Reads a whole artifact without keeping it: SHA-256 and age authentication to the last chunk. */
+export async function verifyArtifact(repo: Repository, key: string, record: ArtifactRecord, identities: string[], onBytes?: (n: number) => void, signal?: AbortSignal): Promise<void> {
+  let n = 0;
+  await pipeline(
+    await readArtifact(repo, key, record, identities, signal),
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        n += chunk.length;
+        onBytes?.(n);
+        done();
+      },
+    }),
+  );
+}

@@ -1,0 +1,55 @@
+import { MANIFEST, manifestKey } from '../domain/layout';
+import { parseManifest, type Manifest } from '../domain/manifest';
+import { validateBackupId, validateName } from '../domain/names';
+import { LifeboatError } from '../errors';
+import type { Repository } from './types';
+
+/** The manifest is the last thing a backup writes: its presence is what makes a backup valid. */
+export async function writeManifest(repo: Repository, m: Manifest): Promise<void> {
+  await repo.putText(manifestKey(m.target, m.backupId), `${JSON.stringify(m, null, 2)}\n`);
+}
+
+export async function readManifest(repo: Repository, target: string, backupId: string): Promise<Manifest> {
+  const key = manifestKey(target, backupId);
+  let text: string;
+  try {
+    text = await repo.getText(key);
+  } catch (err) {
+    if (err instanceof LifeboatError && err.type === 'ArtifactNotFound') {
+      throw new LifeboatError(
+        'BackupNotFound',
+        `backup '${backupId}' of target '${target}' does not exist (no ${repo.url(key)}); run 'lifeboat ls' to see the backups`,
+      );
+    }
+    throw err;
+  }
+  const m = parseManifest(text, repo.url(key));
+  if (m.target !== target || m.backupId !== backupId) {
+    throw new LifeboatError('ManifestInvalid', `manifest ${repo.url(key)} describes ${m.target}/${m.backupId}, not ${target}/${backupId}; it was moved or edited`);
+  }
+  return m;
+}
+
+export interface BackupListing {
+  target: string;
+  backupId: string;
+}
+
+/** Complete backups (those with a manifest) of the given targets, oldest first. */
+export async function listBackups(repo: Repository, targets: string[]): Promise<BackupListing[]> {
+  const out: BackupListing[] = [];
+  for (const target of targets) {
+    validateName('target', target);
+    for (const dir of await repo.list(target)) {
+      if (!dir.dir) continue;
+      try {
+        validateBackupId(dir.name);
+      } catch {
+        continue; // not lifeboat's
+      }
+      const files = await repo.list(`${target}/${dir.name}`);
+      if (files.some((f) => f.name === MANIFEST && !f.dir)) out.push({ target, backupId: dir.name });
+    }
+  }
+  return out.sort((a, b) => a.backupId.localeCompare(b.backupId) || a.target.localeCompare(b.target));
+}

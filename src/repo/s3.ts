@@ -1,0 +1,130 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+  type ListObjectsV2CommandOutput,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { resolveSecret, type S3RepositoryConfig } from '../config';
+import { LifeboatError } from '../errors';
+import { HashTap } from './hash-tap';
+import type { Entry, PutResult, Repository } from './types';
+
+export async function s3Client(cfg: Pick<S3RepositoryConfig, 'endpoint' | 'region' | 'forcePathStyle' | 'accessKeyId' | 'secretAccessKey'>): Promise<S3Client> {
+  const credentials =
+    cfg.accessKeyId && cfg.secretAccessKey
+      ? {
+          accessKeyId: await resolveSecret(cfg.accessKeyId, 'repository.accessKeyId'),
+          secretAccessKey: await resolveSecret(cfg.secretAccessKey, 'repository.secretAccessKey'),
+        }
+      : undefined;
+  return new S3Client({ endpoint: cfg.endpoint, region: cfg.region, forcePathStyle: cfg.forcePathStyle, credentials });
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
+}
+
+export class S3Repository implements Repository {
+  constructor(
+    private readonly client: S3Client,
+    private readonly cfg: S3RepositoryConfig,
+  ) {}
+
+  private key(key: string): string {
+    return this.cfg.prefix ? `${this.cfg.prefix}/${key}` : key;
+  }
+
+  url(key: string): string {
+    return `s3://${this.cfg.bucket}/${this.key(key)}`;
+  }
+
+  async put(key: string, body: Readable, signal?: AbortSignal): Promise<PutResult> {
+    const tap = new HashTap();
+    // lib-storage reads the body part by part (partSize x queueSize in memory at most)
+    // and completes the multipart upload only when the body ended without error;
+    // on error it aborts the upload, so no partial object is ever visible.
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: this.cfg.bucket, Key: this.key(key), Body: tap },
+      partSize: this.cfg.partSizeMB * 1024 * 1024,
+      queueSize: this.cfg.queueSize,
+      leavePartsOnError: false,
+      abortController: signal ? abortControllerFor(signal) : undefined,
+    });
+    body.on('error', (err) => tap.destroy(err));
+    body.pipe(tap);
+    await upload.done();
+    return { bytes: tap.bytes, sha256: tap.digest() };
+  }
+
+  async putText(key: string, text: string): Promise<PutResult> {
+    return this.put(key, Readable.from([Buffer.from(text)]));
+  }
+
+  async get(key: string, signal?: AbortSignal): Promise<Readable> {
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.cfg.bucket, Key: this.key(key) }), { abortSignal: signal });
+      return out.Body as Readable;
+    } catch (err) {
+      if (isNotFound(err)) throw new LifeboatError('ArtifactNotFound', `${this.url(key)} does not exist`);
+      throw err;
+    }
+  }
+
+  async getText(key: string): Promise<string> {
+    const chunks: Buffer[] = [];
+    await pipeline(await this.get(key), async (src: AsyncIterable<Buffer>) => {
+      for await (const c of src) chunks.push(c);
+    });
+    return Buffer.concat(chunks).toString('utf8');
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.cfg.bucket, Key: this.key(key) }));
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  async list(dir: string): Promise<Entry[]> {
+    const prefix = this.key(dir ? `${dir}/` : '');
+    const entries: Entry[] = [];
+    let token: string | undefined;
+    do {
+      const page: ListObjectsV2CommandOutput = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.cfg.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }),
+      );
+      for (const p of page.CommonPrefixes ?? []) entries.push({ name: p.Prefix!.slice(prefix.length, -1), dir: true });
+      for (const o of page.Contents ?? []) entries.push({ name: o.Key!.slice(prefix.length), dir: false });
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return entries.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async delete(keys: string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000).map((k) => ({ Key: this.key(k) }));
+      const out = await this.client.send(new DeleteObjectsCommand({ Bucket: this.cfg.bucket, Delete: { Objects: batch, Quiet: true } }));
+      if (out.Errors?.length) {
+        const e = out.Errors[0]!;
+        throw new LifeboatError('DeleteFailed', `could not delete ${this.url(e.Key ?? '?')}: ${e.Code} ${e.Message}`);
+      }
+    }
+  }
+}
+
+function abortControllerFor(signal: AbortSignal): AbortController {
+  const ac = new AbortController();
+  if (signal.aborted) ac.abort();
+  else signal.addEventListener('abort', () => ac.abort(), { once: true });
+  return ac;
+}

@@ -1,0 +1,81 @@
+import type { Readable } from 'node:stream';
+
+/** What a long store operation reports; the activity layer turns it into heartbeats. */
+export interface Progress {
+  stage: string;
+  item?: string;
+  bytes?: number;
+  totalBytes?: number;
+}
+
+export interface Logger {
+  info(message: string, meta?: Record<string, unknown>): void;
+  warn(message: string, meta?: Record<string, unknown>): void;
+}
+
+/** The small context a store gets: no Temporal types, so stores test with plain jest. */
+export interface StoreContext {
+  signal: AbortSignal;
+  progress(p: Progress): void;
+  log: Logger;
+}
+
+export interface ProbeResult {
+  serverVersion: string;
+  /** Versions of the client tools used, e.g. `{ pg_dump: '15.18' }`. */
+  tools: Record<string, string>;
+  capabilities: string[];
+}
+
+/** One thing a target backs up into one artifact, e.g. one Postgres database. */
+export interface BackupItem {
+  /** Stable id inside the target, e.g. `database:app`. */
+  item: string;
+  /** The name it has in the store, e.g. `app`. */
+  name: string;
+  /** Artifact file name before encryption, e.g. `app.dump`. */
+  file: string;
+  /** Plaintext format, e.g. `pg_dump-custom`. */
+  format: string;
+}
+
+export interface MarkerCount {
+  /** Marker sequence numbers found with the drill's nonce. */
+  found: number[];
+}
+
+/**
+ * The verbs every kind implements. Each says whether it is idempotent and how
+ * a retry resumes: activities retry freely, so every verb must be safe to run
+ * again after a crash at any point.
+ */
+export interface Store {
+  readonly kind: string;
+  readonly target: string;
+  /** Reach the server, report its version and the tools' versions. Idempotent, read-only. */
+  probe(ctx: StoreContext): Promise<ProbeResult>;
+  /** The items a backup of this target consists of. Idempotent, read-only. */
+  items(ctx: StoreContext): Promise<BackupItem[]>;
+  /**
+   * Streams one item's plaintext to `sink` (which encrypts and uploads it) and
+   * resolves when the sink has stored it. Fails, without a stored object, if
+   * the source tool fails. Idempotent: a retry dumps again from the start.
+   */
+  backup(ctx: StoreContext, item: BackupItem, sink: (plaintext: Readable) => Promise<void>): Promise<void>;
+  /**
+   * Replaces `into` (drop and recreate) with the item read from `source`.
+   * Destructive: callers verify the artifact first. Idempotent: a retry drops
+   * whatever a crashed attempt left and starts from a clean database.
+   */
+  restore(ctx: StoreContext, item: BackupItem, into: string, source: Readable): Promise<void>;
+  /** Where the drill seeds its markers, e.g. the target's first database. */
+  drillName(): string;
+  /** Drops `name` if it exists. Idempotent. */
+  drop(ctx: StoreContext, name: string): Promise<void>;
+  /** Writes markers 1..count with `nonce` into `name`. Idempotent (same nonce, same rows). */
+  seedMarkers(ctx: StoreContext, name: string, count: number, nonce: string): Promise<void>;
+  /** Reads back the markers with `nonce` from `name`; none when it has no marker table. Read-only. */
+  countMarkers(ctx: StoreContext, name: string, nonce: string): Promise<MarkerCount>;
+  /** Errors that retrying cannot fix: auth failures, missing objects, bad input. */
+  isPermanent(err: unknown): boolean;
+}

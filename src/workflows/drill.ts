@@ -1,0 +1,74 @@
+import { ApplicationFailure, CancellationScope, executeChild, uuid4, workflowInfo } from '@temporalio/workflow';
+import { describeMarkers, markersOk } from '../domain/markers';
+import { makeBackupId } from '../domain/names';
+import type { DrillInput, DrillResult, DrillStoreResult } from '../domain/plan';
+import { quick } from './activities';
+import { backupWorkflow } from './backup';
+import { trackProgress } from './progress';
+import { restoreWorkflow } from './restore';
+
+/**
+ * The drill: seed nonce-marked markers, back up, drop, restore from the
+ * repository, and prove every marker came back. `scratch` restores under a
+ * temporary name and drops it afterwards (safe against production);
+ * `in-place` drops and restores the real thing, as the runbooks do.
+ */
+export async function drillWorkflow(input: DrillInput = {}): Promise<DrillResult> {
+  const progress = trackProgress('seed');
+  const mode = input.mode ?? 'scratch';
+  const nonce = uuid4();
+  const refs = await quick.describeTargets({ targets: input.targets });
+  const targets = refs.map((r) => r.target);
+  const seeds = await Promise.all(refs.map((r) => quick.seedMarkers({ target: r.target, nonce })));
+
+  progress.set('backup');
+  const backupId = makeBackupId(new Date(), nonce.replace(/-/g, '').slice(0, 4));
+  const backup = await executeChild(backupWorkflow, {
+    args: [{ targets, backupId }],
+    workflowId: `${workflowInfo().workflowId}/backup`,
+  });
+
+  const scratch = `lifeboat_drill_${nonce.replace(/-/g, '').slice(0, 8)}`;
+  const into = (i: number) => (mode === 'scratch' ? scratch : seeds[i]!.name);
+  try {
+    if (mode === 'in-place') {
+      progress.set('drop');
+      await Promise.all(refs.map((r, i) => quick.dropItem({ target: r.target, name: seeds[i]!.name })));
+    }
+    progress.set('restore');
+    const restore = await executeChild(restoreWorkflow, {
+      args: [
+        {
+          backupId,
+          targets,
+          yes: true,
+          only: Object.fromEntries(refs.map((r, i) => [r.target, [seeds[i]!.name]])),
+          into: Object.fromEntries(refs.map((r, i) => [r.target, { [seeds[i]!.name]: into(i) }])),
+        },
+      ],
+      workflowId: `${workflowInfo().workflowId}/restore`,
+    });
+
+    progress.set('count markers');
+    const stores: DrillStoreResult[] = await Promise.all(
+      refs.map(async (r, i) => {
+        const markers = await quick.countMarkers({ target: r.target, name: into(i), nonce, expected: seeds[i]!.count });
+        const b = backup.targets.find((t) => t.target === r.target)!;
+        const rs = restore.targets.find((t) => t.target === r.target)!;
+        return { target: r.target, kind: r.kind, markers, backupSeconds: b.seconds, restoreSeconds: rs.seconds, artifactBytes: b.bytes };
+      }),
+    );
+    const failures = stores.filter((s) => !markersOk(s.markers)).map((s) => describeMarkers(s.target, s.markers));
+    const result: DrillResult = { ok: failures.length === 0, nonce, mode, backupId, stores, failures };
+    progress.set('done');
+    if (!result.ok) {
+      throw ApplicationFailure.create({ type: 'MarkersMissing', nonRetryable: true, message: `drill failed: ${failures.join('; ')}`, details: [result] });
+    }
+    return result;
+  } finally {
+    if (mode === 'scratch') {
+      // Runs even when the drill is cancelled: a scratch copy is never left behind.
+      await CancellationScope.nonCancellable(() => Promise.allSettled(refs.map((r) => quick.dropItem({ target: r.target, name: scratch }))));
+    }
+  }
+}

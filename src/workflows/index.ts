@@ -1,0 +1,4 @@
+export { backupWorkflow } from './backup';
+export { restoreWorkflow, approveSignal } from './restore';
+export { drillWorkflow } from './drill';
+export { progressQuery } from './progress';

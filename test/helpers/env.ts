@@ -1,0 +1,40 @@
+import { randomBytes } from 'node:crypto';
+import { loadConfig, type Config, type TargetConfig } from '../../src/config';
+
+/**
+ * Tests run against the local stack's real servers (scripts/stack.sh up writes
+ * the config). Each test file gets its own repository prefix, task queue and
+ * database names, so files never see each other's backups.
+ */
+export function stackConfig(): Config {
+  if (!process.env.LIFEBOAT_CONFIG) {
+    throw new Error('LIFEBOAT_CONFIG is not set: start the local stack with `scripts/stack.sh up` and `eval "$(scripts/stack.sh env)"`, or run `npm test`');
+  }
+  return loadConfig(process.env.LIFEBOAT_CONFIG);
+}
+
+export function uniq(prefix: string): string {
+  return `${prefix}_${randomBytes(4).toString('hex')}`;
+}
+
+export interface TestEnv {
+  config: Config;
+  taskQueue: string;
+  /** The Postgres databases this file's `app-pg` target backs up. */
+  databases: string[];
+}
+
+export function testEnv(name: string, opts: { databases?: number } = {}): TestEnv {
+  const base = stackConfig();
+  const run = uniq(name.replace(/[^a-z0-9]/gi, '').toLowerCase());
+  const databases = Array.from({ length: opts.databases ?? 1 }, (_, i) => `${run}_db${i}`);
+  const pg = base.targets.get('app-pg');
+  if (!pg) throw new Error(`${base.file} has no 'app-pg' target`);
+  const targets = new Map<string, TargetConfig>([['app-pg', { ...pg, settings: { ...pg.settings, databases } }]]);
+  const repository = base.repository.kind === 's3' ? { ...base.repository, prefix: `test/${run}` } : base.repository;
+  return { config: { ...base, repository, targets }, taskQueue: `lifeboat-test-${run}`, databases };
+}
+
+export function withTaskQueue(config: Config, taskQueue: string): Config {
+  return { ...config, temporal: { ...config.temporal, taskQueue } };
+}
