@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
-import { PassThrough, Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { once } from 'node:events';
+import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
 import { readFile } from 'node:fs/promises';
 import type { EncryptionConfig } from '../config';
 import { openStream, parseIdentityFile, recipientFingerprint, sealStream } from '../crypto';
@@ -66,7 +67,7 @@ class ChecksumGate extends Transform {
   override _flush(done: TransformCallback): void {
     const got = this.hash.digest('hex');
     if (got === this.expected) done();
-    else done(new LifeboatError('ChecksumMismatch', `artifact '${this.url}' failed its checksum (expected ${this.expected}, got ${got}); it was not restored`));
+    else done(checksumError(this.url, this.expected, got));
   }
 }
 
@@ -87,17 +88,34 @@ export async function readArtifact(repo: Repository, key: string, record: Artifa
   return out;
 }
 
-/** Reads a whole artifact without keeping it: SHA-256 and age authentication to the last chunk. */
+function checksumError(url: string, expected: string, got: string): LifeboatError {
+  return new LifeboatError('ChecksumMismatch', `artifact '${url}' failed its checksum (expected ${expected}, got ${got}); it was not restored`);
+}
+
+/**
+ * Reads a whole artifact without keeping it: SHA-256 of the stored bytes and
+ * age authentication to the last chunk, in one pass. The checksum is judged
+ * first, over every byte, so a tampered artifact is always reported as such
+ * even when the age reader notices the damage earlier.
+ */
 export async function verifyArtifact(repo: Repository, key: string, record: ArtifactRecord, identities: string[], onBytes?: (n: number) => void, signal?: AbortSignal): Promise<void> {
+  const stored = await repo.get(key, signal);
+  const hash = createHash('sha256');
+  let ageError: unknown;
+  const age = record.encryption === 'age' ? openStream(identities) : null;
+  const ageDone = age ? finished(age.resume()).catch((err: unknown) => (ageError ??= err)) : Promise.resolve();
   let n = 0;
-  await pipeline(
-    await readArtifact(repo, key, record, identities, signal),
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        n += chunk.length;
-        onBytes?.(n);
-        done();
-      },
-    }),
-  );
+  for await (const chunk of stored as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    n += chunk.length;
+    onBytes?.(n);
+    if (age && ageError === undefined && !age.write(chunk)) {
+      await Promise.race([once(age, 'drain'), ageDone]);
+    }
+  }
+  age?.end();
+  await ageDone;
+  const got = hash.digest('hex');
+  if (got !== record.sha256) throw checksumError(repo.url(key), record.sha256, got);
+  if (ageError !== undefined) throw ageError;
 }

@@ -10,6 +10,9 @@ import { parsePostgresSettings, toolPath, type PostgresSettings } from './settin
 const MARKER_TABLE = 'lifeboat_drill_markers';
 
 /** SQLSTATE classes that retrying cannot fix. */
+/** What pg_dump/pg_restore print for failures that a retry cannot fix. */
+const PERMANENT_TOOL_ERRORS = /does not exist|password authentication failed|permission denied|no pg_hba\.conf entry|server version mismatch|input file does not appear to be a valid archive/;
+
 const PERMANENT_SQLSTATES = new Set(['28000', '28P01', '3D000', '42501', '42P01', '42601', '42704']);
 
 export class PostgresStore implements Store {
@@ -63,7 +66,7 @@ export class PostgresStore implements Store {
   }
 
   async probe(ctx: StoreContext): Promise<ProbeResult> {
-    const serverVersion = await this.withClient(this.s.maintenanceDatabase, async (c) => (await c.query<{ v: string }>('SHOW server_version')).rows[0]!.v);
+    const serverVersion = await this.withClient(this.s.maintenanceDatabase, async (c) => (await c.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v);
     const tools: Record<string, string> = {};
     for (const tool of ['pg_dump', 'pg_restore']) {
       const out = await toolText({ tool, path: toolPath(this.s, tool), args: ['--version'], signal: ctx.signal });
@@ -125,7 +128,7 @@ export class PostgresStore implements Store {
   }
 
   isPermanent(err: unknown): boolean {
-    if (err instanceof LifeboatError) return err.permanent;
+    if (err instanceof LifeboatError) return err.permanent || (err.type === 'ToolFailed' && PERMANENT_TOOL_ERRORS.test(err.message));
     const code = (err as { code?: string }).code;
     return code !== undefined && PERMANENT_SQLSTATES.has(code);
   }

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# npm run drill: the main job on the embedded local stack. Starts the stack,
+# runs a worker inside the CLI process, and drills every configured target in
+# place (seed markers, back up, drop, restore, count), printing the times and
+# the Web UI link of the run. Extra arguments go to `lifeboat drill`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -d node_modules ] || npm ci --no-audit --no-fund
+bash scripts/stack.sh up >&2
+eval "$(bash scripts/stack.sh env)"
+npm run --silent build >&2
+exec node bin/lifeboat drill --mode in-place --with-worker "$@"

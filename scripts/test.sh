@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# npm test: start the local stack (real Temporal, PostgreSQL, ClickHouse, MinIO on
+# 127.0.0.1), build the CLI that some tests run, then run jest against the stack.
+# Extra arguments go to jest, e.g. `npm test -- test/unit`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -d node_modules ] || npm ci --no-audit --no-fund
+bash scripts/stack.sh up >&2
+eval "$(bash scripts/stack.sh env)"
+npm run --silent build >&2
+export LIFEBOAT_LOG_LEVEL="${LIFEBOAT_LOG_LEVEL:-ERROR}" AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING=1
+exec npx jest "$@"

@@ -1,0 +1,87 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import type { Repository } from '../../src/repo';
+import { openRepository } from '../../src/repo';
+import { storeArtifact } from '../../src/repo/artifacts';
+import { LocalRepository } from '../../src/repo/local';
+import { testEnv } from '../helpers/env';
+
+const env = testEnv('repo');
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'lifeboat-repo-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A stream that yields some bytes, then fails, like a pg_dump that dies halfway. */
+function failingStream(): Readable {
+  return Readable.from(
+    (async function* () {
+      yield Buffer.alloc(1024 * 1024, 1);
+      yield Buffer.alloc(1024 * 1024, 2);
+      throw new Error('source died halfway');
+    })(),
+  );
+}
+
+const kinds: Array<[string, () => Promise<Repository>]> = [
+  ['s3 (MinIO)', () => openRepository(env.config)],
+  ['local folder', async () => new LocalRepository(dir)],
+];
+
+describe.each(kinds)('%s repository', (_name, open) => {
+  let repo: Repository;
+  beforeAll(async () => {
+    repo = await open();
+  });
+
+  it('streams an object in and out with its size and SHA-256', async () => {
+    const data = Buffer.alloc(3 * 1024 * 1024 + 17, 7);
+    const r = await repo.put('t/one.bin', Readable.from([data.subarray(0, 1000), data.subarray(1000)]));
+    expect(r).toEqual({ bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') });
+    const back: Buffer[] = [];
+    for await (const c of await repo.get('t/one.bin')) back.push(c as Buffer);
+    expect(Buffer.concat(back).equals(data)).toBe(true);
+    expect(await repo.exists('t/one.bin')).toBe(true);
+  });
+
+  it('leaves nothing behind when the source fails halfway', async () => {
+    await expect(repo.put('t/broken.bin', failingStream())).rejects.toThrow('source died halfway');
+    expect(await repo.exists('t/broken.bin')).toBe(false);
+    expect((await repo.list('t')).map((e) => e.name)).not.toContain('broken.bin');
+  });
+
+  it('lists folders and files, and deletes', async () => {
+    await repo.putText('t/sub/a.txt', 'a');
+    const names = (await repo.list('t')).map((e) => `${e.name}${e.dir ? '/' : ''}`);
+    expect(names).toEqual(expect.arrayContaining(['one.bin', 'sub/']));
+    await repo.delete(['t/sub/a.txt', 't/one.bin', 't/never-existed']);
+    expect(await repo.exists('t/one.bin')).toBe(false);
+  });
+
+  it('names a missing object in its error', async () => {
+    await expect(repo.get('t/missing.bin')).rejects.toMatchObject({ type: 'ArtifactNotFound', message: expect.stringMatching(/t\/missing\.bin does not exist$/) });
+  });
+
+  it('writes a sidecar that sha256sum -c accepts on the downloaded artifact', async () => {
+    const stored = await storeArtifact(repo, 't/app.dump.age', Readable.from([Buffer.from('dump bytes')]), env.config.encryption);
+    const local = await mkdtemp(join(tmpdir(), 'lifeboat-dl-'));
+    try {
+      const chunks: Buffer[] = [];
+      for await (const c of await repo.get('t/app.dump.age')) chunks.push(c as Buffer);
+      await writeFile(join(local, 'app.dump.age'), Buffer.concat(chunks));
+      await writeFile(join(local, 'app.dump.age.sha256'), await repo.getText('t/app.dump.age.sha256'));
+      expect(execFileSync('sha256sum', ['-c', 'app.dump.age.sha256'], { cwd: local, encoding: 'utf8' })).toBe('app.dump.age: OK\n');
+      expect(stored.bytes).toBe(Buffer.concat(chunks).length);
+    } finally {
+      await rm(local, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,129 @@
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { randomBytes } from 'node:crypto';
+import type { S3RepositoryConfig } from '../../src/config';
+import type { BackupResult, DrillResult, RestoreResult } from '../../src/domain/plan';
+import { makeBackupId } from '../../src/domain/names';
+import { openRepository } from '../../src/repo';
+import { listBackups, readManifest } from '../../src/repo/catalog';
+import { s3Client } from '../../src/repo/s3';
+import { testEnv, withTaskQueue } from '../helpers/env';
+import { countRows, createDatabase, databaseExists, dropDatabase, pg, seedApp } from '../helpers/pg';
+import { failureOf, startHarness, type Harness } from '../helpers/temporal';
+
+const env = testEnv('wfpg');
+const config = withTaskQueue(env.config, env.taskQueue);
+const db = env.databases[0]!;
+let h: Harness;
+
+const newId = () => makeBackupId(new Date(), randomBytes(2).toString('hex'));
+
+function start<T>(type: string, input: unknown, id = `${type}/${env.taskQueue}/${randomBytes(3).toString('hex')}`) {
+  return h.client.workflow.start(type, { taskQueue: h.taskQueue, workflowId: id, args: [input] }).then((handle) => ({ handle, result: handle.result() as Promise<T> }));
+}
+
+async function run<T>(type: string, input: unknown): Promise<T> {
+  return (await start<T>(type, input)).result;
+}
+
+beforeAll(async () => {
+  h = await startHarness(config);
+  await createDatabase(config, db);
+  await seedApp(config, db, 500);
+});
+
+afterAll(async () => {
+  await h?.stop();
+  await dropDatabase(config, db);
+});
+
+test('drill in place: 137 markers come back with their nonce, and the application rows with them', async () => {
+  const r = await run<DrillResult>('drillWorkflow', { mode: 'in-place' });
+  expect(r.ok).toBe(true);
+  expect(r.stores).toHaveLength(1);
+  const s = r.stores[0]!;
+  expect(s).toMatchObject({ target: 'app-pg', kind: 'postgres', markers: { expected: 137, found: 137, missing: [], unexpected: 0 } });
+  expect(s.backupSeconds).toBeGreaterThan(0);
+  expect(s.restoreSeconds).toBeGreaterThan(0);
+  expect(s.artifactBytes).toBeGreaterThan(0);
+  expect(await countRows(config, db)).toBe(500);
+  const markers = await pg(config, db, (c) => c.query('SELECT count(*)::int AS n FROM lifeboat_drill_markers WHERE nonce = $1', [r.nonce]));
+  expect(markers.rows[0].n).toBe(137);
+});
+
+test('drill in scratch mode restores under a temporary name, drops it, and leaves the original alone', async () => {
+  await pg(config, db, (c) => c.query("INSERT INTO tenants (name) VALUES ('written-during-drill')"));
+  const before = await countRows(config, db);
+  const r = await run<DrillResult>('drillWorkflow', { mode: 'scratch' });
+  expect(r.ok).toBe(true);
+  expect(r.stores[0]!.markers.found).toBe(137);
+  expect(await countRows(config, db)).toBe(before);
+  expect(await databaseExists(config, `lifeboat_drill_${r.nonce.replace(/-/g, '').slice(0, 8)}`)).toBe(false);
+});
+
+test('backup writes artifacts with sidecars and the manifest; restore puts lost rows back', async () => {
+  const backupId = newId();
+  const b = await run<BackupResult>('backupWorkflow', { targets: ['app-pg'], backupId });
+  expect(b.backupId).toBe(backupId);
+  const repo = await openRepository(config);
+  const m = await readManifest(repo, 'app-pg', backupId);
+  expect(m).toMatchObject({ kind: 'postgres', target: 'app-pg', encryption: { format: 'age' } });
+  expect(m.server.version).toMatch(/^15\./);
+  const art = m.artifacts[0]!;
+  expect(art).toMatchObject({ file: `${db}.dump.age`, name: db, encryption: 'age' });
+  expect(await repo.getText(`app-pg/${backupId}/${art.file}.sha256`)).toBe(`${art.sha256}  ${art.file}\n`);
+  expect((await listBackups(repo, ['app-pg'])).map((x) => x.backupId)).toContain(backupId);
+
+  const rows = await countRows(config, db);
+  await pg(config, db, (c) => c.query('DELETE FROM tenants'));
+  const r = await run<RestoreResult>('restoreWorkflow', { backupId, yes: true });
+  expect(r.targets[0]!.restored).toEqual([{ name: db, into: db }]);
+  expect(await countRows(config, db)).toBe(rows);
+});
+
+test('a tampered artifact fails the restore with the checksum message, and the database keeps its rows', async () => {
+  const backupId = newId();
+  await run<BackupResult>('backupWorkflow', { targets: ['app-pg'], backupId });
+  const repoCfg = config.repository as S3RepositoryConfig;
+  const s3 = await s3Client(repoCfg);
+  const key = `${repoCfg.prefix}/app-pg/${backupId}/${db}.dump.age`;
+  const body = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: repoCfg.bucket, Key: key }))).Body!.transformToByteArray());
+  body.writeUInt8(body.readUInt8(body.length - 100) ^ 0x01, body.length - 100);
+  await s3.send(new PutObjectCommand({ Bucket: repoCfg.bucket, Key: key, Body: body }));
+
+  await pg(config, db, (c) => c.query("INSERT INTO tenants (name) VALUES ('after-the-backup')"));
+  const rows = await countRows(config, db);
+  const m = await readManifest(await openRepository(config), 'app-pg', backupId);
+  const f = await failureOf(run('restoreWorkflow', { backupId, yes: true }));
+  expect(f.type).toBe('ChecksumMismatch');
+  expect(f.message).toContain(`artifact 's3://${repoCfg.bucket}/${key}' failed its checksum (expected ${m.artifacts[0]!.sha256}, got `);
+  expect(f.message).toContain('it was not restored');
+  expect(await countRows(config, db)).toBe(rows);
+});
+
+test('a restore of a backup id that does not exist fails with a clear message', async () => {
+  const backupId = '20200101T000000Z-dead';
+  const f = await failureOf(run('restoreWorkflow', { backupId, yes: true }));
+  expect(f.type).toBe('BackupNotFound');
+  expect(f.message).toMatch(/^backup '20200101T000000Z-dead' does not exist for any configured target \(app-pg\) in s3:\/\/.*; run 'lifeboat ls' to see the backups$/);
+  const g = await failureOf(run('restoreWorkflow', { backupId: 'not-an-id', yes: true }));
+  expect(g.type).toBe('InvalidName');
+  expect(g.message).toContain("backup id \"not-an-id\" is not a lifeboat backup id");
+});
+
+test('a restore without --yes waits for the approve signal and changes nothing until then', async () => {
+  const backupId = newId();
+  await run<BackupResult>('backupWorkflow', { targets: ['app-pg'], backupId });
+  await pg(config, db, (c) => c.query("INSERT INTO tenants (name) VALUES ('not-yet-restored')"));
+  const rows = await countRows(config, db);
+  const { handle, result } = await start<RestoreResult>('restoreWorkflow', { backupId });
+  for (let i = 0; i < 50; i++) {
+    const p = await handle.query<{ stage: string }>('progress');
+    if (p.stage === 'awaiting approval') break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  expect((await handle.query<{ stage: string }>('progress')).stage).toBe('awaiting approval');
+  expect(await countRows(config, db)).toBe(rows);
+  await handle.signal('approve', { by: 'test' });
+  await result;
+  expect(await countRows(config, db)).toBe(rows - 1);
+});
