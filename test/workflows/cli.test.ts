@@ -1,0 +1,91 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { stackConfig, testEnv } from '../helpers/env';
+import { createDatabase, dropDatabase, seedApp } from '../helpers/pg';
+
+/**
+ * The lifeboat command as an operator runs it: the built CLI (npm run build),
+ * a config file, a worker inside the process (--with-worker).
+ */
+const env = testEnv('cli');
+const db = env.databases[0]!;
+let dir: string;
+let configFile: string;
+
+function lifeboat(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('node', [join(__dirname, '../../bin/lifeboat'), '--config', configFile, ...args], { encoding: 'utf8' }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'lifeboat-cli-'));
+  configFile = join(dir, 'lifeboat.yaml');
+  const base = stackConfig();
+  const pg = base.targets.get('app-pg')!.settings;
+  const repo = env.config.repository;
+  await writeFile(
+    configFile,
+    stringify({
+      temporal: { ...base.temporal, taskQueue: env.taskQueue },
+      repository: repo,
+      encryption: base.encryption,
+      targets: { 'app-pg': { ...pg, databases: [db] } },
+    }),
+  );
+  await createDatabase(env.config, db);
+  await seedApp(env.config, db, 50);
+});
+
+afterAll(async () => {
+  await dropDatabase(env.config, db);
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('lifeboat drill --json prints one JSON object with the markers and times of each store', async () => {
+  const r = await lifeboat('drill', '--json', '--with-worker', '--mode', 'in-place');
+  expect(r.code).toBe(0);
+  const out = JSON.parse(r.stdout);
+  expect(out).toMatchObject({
+    ok: true,
+    workflowId: expect.stringMatching(/^drill\/\d{8}T\d{6}Z-[0-9a-f]{4}$/),
+    uiUrl: expect.stringMatching(/^http:\/\/127\.0\.0\.1:18233\/namespaces\/default\/workflows\/drill%2F/),
+    stores: [{ target: 'app-pg', kind: 'postgres', markers: { expected: 137, found: 137 } }],
+  });
+  expect(out.stores[0].backupSeconds).toBeGreaterThan(0);
+  expect(out.stores[0].restoreSeconds).toBeGreaterThan(0);
+  expect(out.stores[0].artifactBytes).toBeGreaterThan(0);
+
+  const ls = await lifeboat('ls', '--json');
+  expect(JSON.parse(ls.stdout).backups).toEqual([expect.objectContaining({ backupId: out.backupId, target: 'app-pg', kind: 'postgres', encryption: 'age' })]);
+});
+
+test('lifeboat backup and restore --yes, in words for people', async () => {
+  const b = await lifeboat('backup', 'app-pg', '--with-worker');
+  expect(b.code).toBe(0);
+  const id = /^backup (\S+) ok$/m.exec(b.stdout)?.[1];
+  expect(id).toBeDefined();
+  const r = await lifeboat('restore', id!, '--target', 'app-pg', '--as', `${db}_copy`, '--yes', '--with-worker');
+  expect(r.stdout).toContain(`restore of ${id} ok`);
+  expect(r.stdout).toContain(`${db} -> ${db}_copy`);
+  await dropDatabase(env.config, `${db}_copy`);
+});
+
+test('a restore of an unknown backup exits non-zero and says so', async () => {
+  const r = await lifeboat('restore', '20200101T000000Z-beef', '--yes', '--with-worker', '--json');
+  expect(r.code).toBe(1);
+  expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, type: 'BackupNotFound', error: expect.stringContaining("backup '20200101T000000Z-beef' does not exist") });
+});
+
+test('a config that cannot be read is a usage error that says where to look', async () => {
+  const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
+    execFile('node', [join(__dirname, '../../bin/lifeboat'), '--config', join(dir, 'nope.yaml'), 'ls'], (err, _o, stderr) => resolve({ code: (err as { code?: number } | null)?.code ?? 0, stderr })),
+  );
+  expect(r.code).toBe(2);
+  expect(r.stderr).toContain(`cannot read config ${join(dir, 'nope.yaml')} (ENOENT)`);
+});
