@@ -148,13 +148,13 @@ export function createActivities(config: Config) {
     },
 
     /** Seeds the drill's markers; returns where, and how many. Idempotent for one nonce. */
-    async seedMarkers(input: { target: string; nonce: string }): Promise<{ name: string; count: number }> {
+    async seedMarkers(input: { target: string; nonce: string }): Promise<{ name: string; count: number; scratch: string }> {
       const store = openStore(config, input.target);
       return inActivity(store, async (ctx) => {
         const name = store.drillName();
         const count = MARKERS_PER_KIND[store.kind] ?? 100;
         await store.seedMarkers(ctx, name, count, input.nonce);
-        return { name, count };
+        return { name, count, scratch: store.scratchName(input.nonce.replace(/-/g, '').slice(0, 8)) };
       });
     },
 

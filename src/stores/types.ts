@@ -70,6 +70,8 @@ export interface Store {
   restore(ctx: StoreContext, item: BackupItem, into: string, source: Readable): Promise<void>;
   /** Where the drill seeds its markers, e.g. the target's first database. */
   drillName(): string;
+  /** A valid name for a drill's scratch copy, unique per `token` (hex), e.g. `lifeboat_drill_1a2b3c4d`. */
+  scratchName(token: string): string;
   /** Drops `name` if it exists. Idempotent. */
   drop(ctx: StoreContext, name: string): Promise<void>;
   /** Writes markers 1..count with `nonce` into `name`. Idempotent (same nonce, same rows). */

@@ -28,8 +28,7 @@ export async function drillWorkflow(input: DrillInput = {}): Promise<DrillResult
     workflowId: `${workflowInfo().workflowId}/backup`,
   });
 
-  const scratch = `lifeboat_drill_${nonce.replace(/-/g, '').slice(0, 8)}`;
-  const into = (i: number) => (mode === 'scratch' ? scratch : seeds[i]!.name);
+  const into = (i: number) => (mode === 'scratch' ? seeds[i]!.scratch : seeds[i]!.name);
   try {
     if (mode === 'in-place') {
       progress.set('drop');
@@ -68,7 +67,7 @@ export async function drillWorkflow(input: DrillInput = {}): Promise<DrillResult
   } finally {
     if (mode === 'scratch') {
       // Runs even when the drill is cancelled: a scratch copy is never left behind.
-      await CancellationScope.nonCancellable(() => Promise.allSettled(refs.map((r) => quick.dropItem({ target: r.target, name: scratch }))));
+      await CancellationScope.nonCancellable(() => Promise.allSettled(refs.map((r, i) => quick.dropItem({ target: r.target, name: seeds[i]!.scratch }))));
     }
   }
 }

@@ -103,6 +103,10 @@ export class PostgresStore implements Store {
     return this.s.drillDatabase;
   }
 
+  scratchName(token: string): string {
+    return `lifeboat_drill_${token}`;
+  }
+
   async drop(ctx: StoreContext, name: string): Promise<void> {
     ctx.progress({ stage: 'drop', item: name });
     // WITH (FORCE) terminates the database's sessions first (PostgreSQL 13+).
