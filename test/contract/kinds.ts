@@ -1,0 +1,19 @@
+import type { Store } from '../../src/stores';
+
+/**
+ * One entry per kind for the shared store contract test. Each makes a store
+ * on its real server, pointed at fresh, uniquely named objects, and removes
+ * them afterwards.
+ */
+export interface ContractKind {
+  kind: string;
+  /** A store whose drill item exists and holds some ordinary data. */
+  setup(): Promise<Store>;
+  /** The same target with credentials the server refuses. */
+  badCredentials(): Promise<Store>;
+  teardown(): Promise<void>;
+}
+
+import { postgresKind } from './postgres-kind';
+
+export const KINDS: ContractKind[] = [postgresKind];
