@@ -11,7 +11,7 @@ const HEARTBEAT_EVERY_MS = 5_000;
  * for a while does not look dead), and turns its failures into
  * ApplicationFailures whose `type` says what happened and whether a retry helps.
  */
-export async function inActivity<T>(store: Store | null, fn: (ctx: StoreContext) => Promise<T>): Promise<T> {
+export async function inActivity<T>(store: Store | null, fn: (ctx: StoreContext) => Promise<T>, extra: Pick<StoreContext, 'repository'> = {}): Promise<T> {
   const actx = Context.current();
   let last: Progress = { stage: 'start' };
   const timer = setInterval(() => actx.heartbeat(last), HEARTBEAT_EVERY_MS);
@@ -22,6 +22,7 @@ export async function inActivity<T>(store: Store | null, fn: (ctx: StoreContext)
       actx.heartbeat(p);
     },
     log: actx.log,
+    ...extra,
   };
   try {
     return await fn(ctx);

@@ -18,7 +18,7 @@ const LIFEBOAT_VERSION: string = require('../../package.json').version;
 const seconds = (since: number) => Math.round((performance.now() - since) / 10) / 100;
 
 function itemOf(a: ArtifactRecord): BackupItem {
-  return { item: a.item, name: a.name, file: a.file, format: a.format };
+  return { item: a.item, name: a.name, file: a.file, format: a.format, meta: a.meta };
 }
 
 /**
@@ -35,6 +35,9 @@ export function createActivities(config: Config) {
     if (!record) throw new LifeboatError('ArtifactNotFound', `backup '${backupId}' of target '${target}' has no artifact '${file}'`);
     return { manifest, record };
   }
+
+  /** The target's repository folder, for stores that keep more than one stream per item. */
+  const scope = async (target: string) => ({ repository: { repo: await repo(), dir: validateName('target', target) } });
 
   return {
     /** The targets to work on, with their kinds; all configured ones when none are named. */
@@ -62,8 +65,19 @@ export function createActivities(config: Config) {
           stored = await storeArtifact(r, key, plaintext, config.encryption, ctx.signal);
         });
         ctx.log.info('artifact stored', { url: r.url(key), bytes: stored.bytes });
-        return { file, item: input.item.item, name: input.item.name, format: input.item.format, encryption, bytes: stored.bytes, sha256: stored.sha256, seconds: seconds(started) };
-      });
+        return {
+          file,
+          item: input.item.item,
+          name: input.item.name,
+          format: input.item.format,
+          encryption,
+          bytes: stored.bytes,
+          sha256: stored.sha256,
+          seconds: seconds(started),
+          // A store may add facts to the item while it backs it up.
+          ...(input.item.meta ? { meta: input.item.meta } : {}),
+        };
+      }, await scope(input.target));
     },
 
     /** Writes the manifest, last, which is what makes the backup valid. Idempotent. */
@@ -139,12 +153,12 @@ export function createActivities(config: Config) {
         const plaintext = await readArtifact(r, artifactKey(input.target, input.backupId, input.file), record, identities, ctx.signal);
         await store.restore(ctx, itemOf(record), validateName('restore name', input.into), plaintext);
         return { seconds: seconds(started) };
-      });
+      }, await scope(input.target));
     },
 
     async dropItem(input: { target: string; name: string }): Promise<void> {
       const store = openStore(config, input.target);
-      return inActivity(store, (ctx) => store.drop(ctx, validateName('name', input.name)));
+      return inActivity(store, (ctx) => store.drop(ctx, validateName('name', input.name)), await scope(input.target));
     },
 
     /** Seeds the drill's markers; returns where, and how many. Idempotent for one nonce. */

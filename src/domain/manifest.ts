@@ -17,6 +17,8 @@ export interface ArtifactRecord {
   bytes: number;
   sha256: string;
   seconds: number;
+  /** The store's own facts about the item, e.g. the extensions a dump needs. */
+  meta?: Record<string, unknown>;
 }
 
 export interface Manifest {

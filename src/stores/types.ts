@@ -18,6 +18,12 @@ export interface StoreContext {
   signal: AbortSignal;
   progress(p: Progress): void;
   log: Logger;
+  /**
+   * The repository folder of this target (`<target>/` below the repository
+   * prefix), for kinds whose backup is more than one stream (e.g. a bucket's
+   * object pool). Stores that stream one artifact per item ignore it.
+   */
+  repository?: { repo: import('../repo/types').Repository; dir: string };
 }
 
 export interface ProbeResult {
@@ -37,6 +43,8 @@ export interface BackupItem {
   file: string;
   /** Plaintext format, e.g. `pg_dump-custom`. */
   format: string;
+  /** Facts the store records at backup time and needs at restore time (kept in the manifest). */
+  meta?: Record<string, unknown>;
 }
 
 export interface MarkerCount {
