@@ -1,11 +1,12 @@
 import type { Config } from '../config';
-import { artifactKey, manifestKey } from '../domain/layout';
+import type { Readable } from 'node:stream';
+import { artifactKey, manifestKey, verificationKey } from '../domain/layout';
 import type { ArtifactRecord, Manifest } from '../domain/manifest';
 import { manifestBytes } from '../domain/manifest';
 import { checkMarkers, MARKERS_PER_KIND, type MarkerResult } from '../domain/markers';
 import { validateName } from '../domain/names';
-import type { PlannedArtifact, RestoreInput, RestorePlan, TargetRef } from '../domain/plan';
-import { LifeboatError } from '../errors';
+import type { PlannedArtifact, RestoreInput, RestorePlan, TargetRef, TargetVerification } from '../domain/plan';
+import { LifeboatError, messageOf } from '../errors';
 import { openRepository, type Repository } from '../repo';
 import { fingerprints, loadIdentities, readArtifact, storeArtifact, verifyArtifact } from '../repo/artifacts';
 import { readManifest, writeManifest } from '../repo/catalog';
@@ -132,13 +133,39 @@ export function createActivities(config: Config) {
       });
     },
 
-    /** Proves an artifact before anything destructive: SHA-256 and age authentication to the last chunk. Read-only. */
-    async verifyStoredArtifact(input: { target: string; backupId: string; file: string }): Promise<{ bytes: number }> {
-      return inActivity(null, async (ctx) => {
-        const { record } = await artifactOf(input.target, input.backupId, input.file);
-        const r = await repo();
-        await verifyArtifact(r, artifactKey(input.target, input.backupId, input.file), record, await loadIdentities(config.encryption), (n) => ctx.progress({ stage: 'verify', item: input.file, bytes: n }), ctx.signal);
-        return { bytes: record.bytes };
+    /**
+     * Proves an artifact before anything destructive: SHA-256 and age
+     * authentication to the last chunk, and with `inspect` that the restore
+     * tool can read it (e.g. `pg_restore --list`). Read-only.
+     */
+    async verifyStoredArtifact(input: { target: string; backupId: string; file: string; inspect?: boolean }): Promise<{ bytes: number; inspected?: string }> {
+      const store = openStore(config, input.target);
+      return inActivity(store, async (ctx) => {
+        const { manifest, record } = await artifactOf(input.target, input.backupId, input.file);
+        // The bytes were checked against the manifest: a tool that cannot read them will not on a retry either.
+        const inspect =
+          input.inspect && store.inspect
+            ? (plaintext: Readable) =>
+                store.inspect!(ctx, itemOf(record), plaintext).catch((err: unknown) => {
+                  if (ctx.signal.aborted) throw err;
+                  throw new LifeboatError('ArtifactUnreadable', messageOf(err));
+                })
+            : undefined;
+        const { inspected } = await verifyArtifact(await repo(), artifactKey(input.target, input.backupId, input.file), record, await loadIdentities(config.encryption), {
+          onBytes: (n) => ctx.progress({ stage: 'verify', item: input.file, bytes: n, totalBytes: record.bytes }),
+          signal: ctx.signal,
+          inspect,
+          sealedFor: manifest.encryption.recipients,
+        });
+        return { bytes: record.bytes, inspected };
+      });
+    },
+
+    /** Stores a verification result next to the backup (after its manifest). Idempotent. */
+    async recordVerification(input: { result: TargetVerification }): Promise<void> {
+      return inActivity(null, async () => {
+        const v = input.result;
+        await (await repo()).putText(verificationKey(v.target, v.backupId), `${JSON.stringify(v, null, 2)}\n`);
       });
     },
 

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config';
 import { makeBackupId, validateBackupId, validateName } from '../domain/names';
-import type { BackupResult, DrillMode, DrillResult, RestoreInput, RestoreResult } from '../domain/plan';
+import type { BackupResult, DrillMode, DrillResult, RestoreInput, RestoreResult, VerifyResult } from '../domain/plan';
 import { LifeboatError } from '../errors';
 import { openRepository } from '../repo';
-import { listBackups, readManifest } from '../repo/catalog';
+import { listBackups, readManifest, readVerification } from '../repo/catalog';
 import { createWorker } from '../worker';
 import { bytes, seconds, type Output } from './output';
 import { runWorkflow, type RunOptions, type RunOutcome } from './run';
@@ -86,16 +86,48 @@ export async function ls(config: Config, out: Output, targets: string[]): Promis
   const rows = [];
   for (const b of await listBackups(repo, names)) {
     const m = await readManifest(repo, b.target, b.backupId);
-    rows.push({ backupId: b.backupId, target: b.target, kind: m.kind, finishedAt: m.finishedAt, bytes: m.artifacts.reduce((s, a) => s + a.bytes, 0), artifacts: m.artifacts.length, encryption: m.encryption.format, serverVersion: m.server.version });
+    const v = await readVerification(repo, b.target, b.backupId);
+    rows.push({
+      backupId: b.backupId,
+      target: b.target,
+      kind: m.kind,
+      finishedAt: m.finishedAt,
+      bytes: m.artifacts.reduce((s, a) => s + a.bytes, 0),
+      artifacts: m.artifacts.length,
+      encryption: m.encryption.format,
+      serverVersion: m.server.version,
+      verification: v ? { ok: v.ok, at: v.verifiedAt } : null,
+    });
   }
   out.result(
     { ok: true, backups: rows },
     rows.length
       ? [
-          'BACKUP                  TARGET        KIND        SIZE        FINISHED',
-          ...rows.map((r) => `${r.backupId.padEnd(24)}${r.target.padEnd(14)}${r.kind.padEnd(12)}${bytes(r.bytes).padEnd(12)}${r.finishedAt}`),
+          'BACKUP                  TARGET        KIND        SIZE        FINISHED                  VERIFIED',
+          ...rows.map(
+            (r) =>
+              `${r.backupId.padEnd(24)}${r.target.padEnd(14)}${r.kind.padEnd(12)}${bytes(r.bytes).padEnd(12)}${r.finishedAt.padEnd(26)}${r.verification ? `${r.verification.ok ? 'verified' : 'FAILED'} ${r.verification.at}` : '-'}`,
+          ),
         ]
       : [`no backups of ${names.join(', ')} in ${repo.url('')}`],
   );
   return 0;
+}
+
+export async function verify(config: Config, out: Output, backupId: string, o: { target: string[] } & RunOptions): Promise<Status> {
+  validateBackupId(backupId);
+  o.target.forEach((t) => validateName('target', t));
+  const label = o.target.length ? o.target.join('+') : 'all';
+  const r = await runWorkflow<VerifyResult>(config, out, 'verifyWorkflow', `verify/${label}/${backupId}/${randomBytes(2).toString('hex')}`, { backupId, targets: o.target.length ? o.target : undefined }, o);
+  const status = report(
+    out,
+    r,
+    (v) =>
+      v.targets.flatMap((t) => [
+        `${t.ok ? 'verified' : 'FAILED'}: ${t.target} (${t.kind}) backup ${v.backupId}`,
+        ...t.artifacts.map((a) => `  ${a.ok ? 'ok    ' : 'FAILED'} ${a.file} ${bytes(a.bytes)}${a.detail ? `: ${a.detail}` : ''}${a.error ? `: ${a.error.message}` : ''}`),
+      ]),
+    (v) => ({ ok: v?.ok === true }),
+  );
+  return status === 0 && r.value?.ok === false ? 1 : status;
 }

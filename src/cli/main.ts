@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { loadConfig } from '../config';
 import { LifeboatError, messageOf } from '../errors';
 import * as cmd from './commands';
+import * as keys from './keys';
 import { output } from './output';
 
 interface Globals {
@@ -21,6 +22,18 @@ function action<A extends unknown[]>(fn: (config: ReturnType<typeof loadConfig>,
     } catch (err) {
       out.error(messageOf(err), err instanceof LifeboatError ? { type: err.type } : {});
       process.exitCode = err instanceof LifeboatError && ['ConfigError', 'InvalidName'].includes(err.type) ? 2 : 1;
+    }
+  };
+}
+
+/** For commands that need no config file (the age verbs). */
+function plain<A extends unknown[]>(fn: (...args: A) => Promise<number>) {
+  return async (...args: unknown[]) => {
+    try {
+      process.exitCode = await fn(...(args.slice(0, -1) as A));
+    } catch (err) {
+      process.stderr.write(`lifeboat: ${messageOf(err)}\n`);
+      process.exitCode = 1;
     }
   };
 }
@@ -58,9 +71,35 @@ program
   .action(action((c, o, opts: { target: string[]; mode: string; withWorker?: boolean }) => cmd.drill(c, o, opts)));
 
 program
+  .command('verify <backup-id>')
+  .description('prove a backup restorable without touching any database: checksums, age authentication, restore tool can read it')
+  .option('--target <name>', 'verify only this target (repeatable)', collect, [])
+  .addOption(withWorker)
+  .action(action((c, o, id: string, opts: { target: string[]; withWorker?: boolean }) => cmd.verify(c, o, id, opts)));
+
+program
   .command('ls [targets...]')
   .description('list complete backups (those with a manifest)')
   .action(action((c, o, targets: string[]) => cmd.ls(c, o, targets)));
+
+program
+  .command('keygen')
+  .description('make an age identity (like age-keygen); prints its public recipient')
+  .option('-o, --output <file>', 'write the identity to FILE (mode 600, never overwritten)')
+  .action(plain((o: { output?: string }) => keys.keygen(o)));
+
+program
+  .command('seal')
+  .description('encrypt stdin to stdout in the age format (like age -r)')
+  .option('-r, --recipient <age1…>', 'recipient (repeatable)', collect, [])
+  .option('-R, --recipients-file <file>', 'file of recipients, one per line (repeatable)', collect, [])
+  .action(plain((o: { recipient: string[]; recipientsFile: string[] }) => keys.seal(o)));
+
+program
+  .command('open')
+  .description('decrypt an age file from stdin to stdout (like age -d -i)')
+  .option('-i, --identity <file>', 'identity file (repeatable)', collect, [])
+  .action(plain((o: { identity: string[] }) => keys.open(o)));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`lifeboat: ${messageOf(err)}\n`);

@@ -6,6 +6,8 @@ import { validateBackupId, validateName } from './names';
  * is an interrupted backup and is never listed as valid.
  */
 export const MANIFEST = 'manifest.json';
+/** Written by `lifeboat verify` after the manifest; not part of the backup itself. */
+export const VERIFICATION = 'verification.json';
 
 export function backupDir(target: string, backupId: string): string {
   return `${validateName('target', target)}/${validateBackupId(backupId)}`;
@@ -26,4 +28,8 @@ export function sidecarKey(key: string): string {
 /** A `sha256sum`-format line, so `sha256sum -c` works on a downloaded backup. */
 export function sidecarText(sha256: string, file: string): string {
   return `${sha256}  ${file}\n`;
+}
+
+export function verificationKey(target: string, backupId: string): string {
+  return `${backupDir(target, backupId)}/${VERIFICATION}`;
 }

@@ -109,3 +109,33 @@ export interface ProgressState {
   bytesTotal?: number;
   startedAt: string;
 }
+
+export interface VerifyInput {
+  backupId: string;
+  targets?: string[];
+}
+
+export interface ArtifactVerification {
+  file: string;
+  ok: boolean;
+  bytes: number;
+  /** e.g. the `pg_restore --list` summary. */
+  detail?: string;
+  error?: { type: string; message: string };
+}
+
+/** Stored next to the backup as `verification.json`; `lifeboat ls` shows it. */
+export interface TargetVerification {
+  backupId: string;
+  target: string;
+  kind: string;
+  verifiedAt: string;
+  ok: boolean;
+  artifacts: ArtifactVerification[];
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  backupId: string;
+  targets: TargetVerification[];
+}

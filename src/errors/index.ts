@@ -12,6 +12,7 @@ export const PERMANENT_TYPES = [
   'BackupNotFound',
   'ArtifactNotFound',
   'ChecksumMismatch',
+  'ArtifactUnreadable',
   'ManifestInvalid',
   'AuthFailed',
   'MarkersMissing',

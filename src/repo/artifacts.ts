@@ -93,29 +93,74 @@ function checksumError(url: string, expected: string, got: string): LifeboatErro
 }
 
 /**
- * Reads a whole artifact without keeping it: SHA-256 of the stored bytes and
- * age authentication to the last chunk, in one pass. The checksum is judged
- * first, over every byte, so a tampered artifact is always reported as such
- * even when the age reader notices the damage earlier.
+ * Reads a whole artifact in one pass: SHA-256 of the stored bytes and age
+ * authentication to the last chunk; `inspect`, when given, reads the plaintext
+ * too (e.g. `pg_restore --list`), otherwise it is discarded. The checksum is
+ * judged first, over every byte, so a tampered artifact is always reported as
+ * such even when the age reader notices the damage earlier.
  */
-export async function verifyArtifact(repo: Repository, key: string, record: ArtifactRecord, identities: string[], onBytes?: (n: number) => void, signal?: AbortSignal): Promise<void> {
-  const stored = await repo.get(key, signal);
+export async function verifyArtifact(
+  repo: Repository,
+  key: string,
+  record: ArtifactRecord,
+  identities: string[],
+  opts: { onBytes?: (n: number) => void; signal?: AbortSignal; inspect?: (plaintext: Readable) => Promise<string>; sealedFor?: string[] } = {},
+): Promise<{ inspected?: string }> {
+  const stored = await repo.get(key, opts.signal);
   const hash = createHash('sha256');
-  let ageError: unknown;
-  const age = record.encryption === 'age' ? openStream(identities) : null;
-  const ageDone = age ? finished(age.resume()).catch((err: unknown) => (ageError ??= err)) : Promise.resolve();
+  let readError: unknown;
+  const note = (err: unknown) => {
+    readError ??= err;
+  };
+  const plaintext = record.encryption === 'age' ? openStream(identities, { sealedFor: opts.sealedFor }) : new PassThrough();
+  const readDone = finished(plaintext).catch(note);
+  let inspected: string | undefined;
+  let inspectDone: Promise<unknown> = Promise.resolve(plaintext.resume());
+  if (opts.inspect) {
+    const input = tee(plaintext);
+    // However the inspector ends, release the tee so the rest still flows through the age reader.
+    inspectDone = opts
+      .inspect(input)
+      .then((summary) => (inspected = summary), note)
+      .finally(() => input.destroy());
+  }
   let n = 0;
   for await (const chunk of stored as AsyncIterable<Buffer>) {
     hash.update(chunk);
     n += chunk.length;
-    onBytes?.(n);
-    if (age && ageError === undefined && !age.write(chunk)) {
-      await Promise.race([once(age, 'drain'), ageDone]);
+    opts.onBytes?.(n);
+    if (!plaintext.destroyed && !plaintext.write(chunk)) {
+      await Promise.race([once(plaintext, 'drain'), readDone]);
     }
   }
-  age?.end();
-  await ageDone;
+  if (!plaintext.destroyed) plaintext.end();
+  await readDone;
+  await inspectDone;
   const got = hash.digest('hex');
   if (got !== record.sha256) throw checksumError(repo.url(key), record.sha256, got);
-  if (ageError !== undefined) throw ageError;
+  if (readError !== undefined) throw readError;
+  return { inspected };
+}
+
+/**
+ * Feeds `source`'s data to an inspector for as long as it reads, and keeps
+ * `source` flowing after the inspector stops early (`pg_restore --list` reads
+ * only the table of contents), so the age reader still authenticates every chunk.
+ */
+function tee(source: Readable): Readable {
+  const input = new PassThrough();
+  source.on('data', (chunk: Buffer) => {
+    if (input.destroyed || input.writableEnded || input.write(chunk)) return;
+    source.pause();
+    const go = () => {
+      input.off('drain', go);
+      input.off('close', go);
+      source.resume();
+    };
+    input.once('drain', go);
+    input.once('close', go);
+  });
+  source.on('end', () => input.end());
+  source.on('error', (err) => input.destroy(err));
+  return input;
 }

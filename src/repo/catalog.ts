@@ -1,4 +1,5 @@
-import { MANIFEST, manifestKey } from '../domain/layout';
+import { MANIFEST, manifestKey, verificationKey } from '../domain/layout';
+import type { TargetVerification } from '../domain/plan';
 import { parseManifest, type Manifest } from '../domain/manifest';
 import { validateBackupId, validateName } from '../domain/names';
 import { LifeboatError } from '../errors';
@@ -52,4 +53,11 @@ export async function listBackups(repo: Repository, targets: string[]): Promise<
     }
   }
   return out.sort((a, b) => a.backupId.localeCompare(b.backupId) || a.target.localeCompare(b.target));
+}
+
+/** The stored result of the last `lifeboat verify` of a backup, if any. */
+export async function readVerification(repo: Repository, target: string, backupId: string): Promise<TargetVerification | undefined> {
+  const key = verificationKey(target, backupId);
+  if (!(await repo.exists(key))) return undefined;
+  return JSON.parse(await repo.getText(key)) as TargetVerification;
 }

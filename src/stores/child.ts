@@ -68,9 +68,17 @@ export function toolOutput(run: ToolRun): Readable {
 
 /** Runs a tool with `input` on its stdin; resolves when it exits 0. */
 export async function toolInput(run: ToolRun, input: Readable): Promise<void> {
+  await toolFilter(run, input, false);
+}
+
+/** Runs a tool with `input` on its stdin and returns its stdout (when `keep`) once it exits 0. */
+export async function toolFilter(run: ToolRun, input: Readable, keep = true): Promise<string> {
   const child = start(run, 'pipe');
   const stderr = stderrTail(child);
-  child.stdout.resume();
+  const out: Buffer[] = [];
+  child.stdout.on('data', (c: Buffer) => {
+    if (keep) out.push(c);
+  });
   const exited = new Promise<void>((resolve, reject) => {
     child.on('error', (err: NodeJS.ErrnoException) => reject(spawnError(run, err)));
     child.on('close', (code, sig) => (code === 0 ? resolve() : reject(exitError(run, code, sig, stderr()))));
@@ -86,6 +94,7 @@ export async function toolInput(run: ToolRun, input: Readable): Promise<void> {
   // The input's own failure (e.g. a checksum mismatch) explains more than the tool's exit.
   if (feedResult.status === 'rejected') throw feedResult.reason;
   if (exitResult.status === 'rejected') throw exitResult.reason;
+  return Buffer.concat(out).toString('utf8');
 }
 
 /** Runs a tool to completion and returns its stdout as text. */

@@ -86,6 +86,12 @@ export interface Store {
   seedMarkers(ctx: StoreContext, name: string, count: number, nonce: string): Promise<void>;
   /** Reads back the markers with `nonce` from `name`; none when it has no marker table. Read-only. */
   countMarkers(ctx: StoreContext, name: string, nonce: string): Promise<MarkerCount>;
+  /**
+   * Optional: proves the plaintext of an artifact is readable by the restore
+   * tool without touching any database (e.g. `pg_restore --list`); returns a
+   * one-line summary. Read-only. It may stop reading early.
+   */
+  inspect?(ctx: StoreContext, item: BackupItem, plaintext: Readable): Promise<string>;
   /** Errors that retrying cannot fix: auth failures, missing objects, bad input. */
   isPermanent(err: unknown): boolean;
 }

@@ -2,3 +2,4 @@ export { backupWorkflow } from './backup';
 export { restoreWorkflow, approveSignal } from './restore';
 export { drillWorkflow } from './drill';
 export { progressQuery } from './progress';
+export { verifyWorkflow } from './verify';
