@@ -5,16 +5,20 @@ import type { ArtifactRecord, Manifest } from '../domain/manifest';
 import { manifestBytes } from '../domain/manifest';
 import { checkMarkers, MARKERS_PER_KIND, type MarkerResult } from '../domain/markers';
 import { validateName } from '../domain/names';
-import type { PlannedArtifact, RestoreInput, RestorePlan, TargetRef, TargetVerification } from '../domain/plan';
+import type { PlannedArtifact, RestoreInput, RestorePlan, TargetPrunePlan, TargetRef, TargetVerification } from '../domain/plan';
 import { LifeboatError, messageOf } from '../errors';
 import { openRepository, type Repository } from '../repo';
 import { fingerprints, loadIdentities, readArtifact, storeArtifact, verifyArtifact } from '../repo/artifacts';
-import { readManifest, writeManifest } from '../repo/catalog';
+import { deleteBackup, listBackups, listIncomplete, readManifest, readVerification, writeManifest } from '../repo/catalog';
+import { applyRetention } from '../domain/retention';
 import { openStore, type BackupItem, type ProbeResult } from '../stores';
 import { inActivity } from './context';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const LIFEBOAT_VERSION: string = require('../../package.json').version;
+
+/** A backup folder without a manifest this old is an interrupted backup, not a running one. */
+const INCOMPLETE_AFTER_MS = 24 * 3600 * 1000;
 
 const seconds = (since: number) => Math.round((performance.now() - since) / 10) / 100;
 
@@ -38,7 +42,9 @@ export function createActivities(config: Config) {
   }
 
   /** The target's repository folder, for stores that keep more than one stream per item. */
-  const scope = async (target: string) => ({ repository: { repo: await repo(), dir: validateName('target', target) } });
+  const scope = async (target: string, backupId?: string) => ({
+    repository: { repo: await repo(), dir: validateName('target', target), encryption: config.encryption, location: config.repository, ...(backupId ? { backupId } : {}) },
+  });
 
   return {
     /** The targets to work on, with their kinds; all configured ones when none are named. */
@@ -78,7 +84,7 @@ export function createActivities(config: Config) {
           // A store may add facts to the item while it backs it up.
           ...(input.item.meta ? { meta: input.item.meta } : {}),
         };
-      }, await scope(input.target));
+      }, await scope(input.target, input.backupId));
     },
 
     /** Writes the manifest, last, which is what makes the backup valid. Idempotent. */
@@ -186,6 +192,27 @@ export function createActivities(config: Config) {
     async dropItem(input: { target: string; name: string }): Promise<void> {
       const store = openStore(config, input.target);
       return inActivity(store, (ctx) => store.drop(ctx, validateName('name', input.name)), await scope(input.target));
+    },
+
+    /** Applies the retention policy to a target's backups: what to keep and why. Read-only. */
+    async planPrune(input: { target: string }): Promise<TargetPrunePlan> {
+      return inActivity(null, async () => {
+        const r = await repo();
+        const facts = [];
+        for (const b of await listBackups(r, [input.target])) {
+          facts.push({ backupId: b.backupId, verified: (await readVerification(r, input.target, b.backupId))?.ok === true });
+        }
+        const incomplete = await listIncomplete(r, input.target, new Date(Date.now() - INCOMPLETE_AFTER_MS));
+        return { target: input.target, decisions: applyRetention(facts, config.retention), incomplete };
+      });
+    },
+
+    /** Deletes one backup, manifest first; skipped while Object Lock protects it. Idempotent. */
+    async deleteBackup(input: { target: string; backupId: string }): Promise<{ deleted: boolean; lockedUntil?: string }> {
+      return inActivity(null, async () => {
+        const r = await deleteBackup(await repo(), input.target, input.backupId);
+        return { deleted: r.deleted, ...(r.lockedUntil ? { lockedUntil: r.lockedUntil.toISOString() } : {}) };
+      });
     },
 
     /** Seeds the drill's markers; returns where, and how many. Idempotent for one nonce. */

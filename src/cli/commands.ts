@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config';
 import { makeBackupId, validateBackupId, validateName } from '../domain/names';
-import type { BackupResult, DrillMode, DrillResult, RestoreInput, RestoreResult, VerifyResult } from '../domain/plan';
+import type { BackupResult, DrillMode, DrillResult, PruneResult, RestoreInput, RestoreResult, VerifyResult } from '../domain/plan';
 import { LifeboatError } from '../errors';
 import { openRepository } from '../repo';
 import { listBackups, readManifest, readVerification } from '../repo/catalog';
@@ -130,4 +130,19 @@ export async function verify(config: Config, out: Output, backupId: string, o: {
     (v) => ({ ok: v?.ok === true }),
   );
   return status === 0 && r.value?.ok === false ? 1 : status;
+}
+
+export async function prune(config: Config, out: Output, targets: string[], o: { dryRun?: boolean } & RunOptions): Promise<Status> {
+  targets.forEach((t) => validateName('target', t));
+  const label = targets.length ? targets.join('+') : 'all';
+  const id = `prune/${label}/${makeBackupId(new Date(), randomBytes(2).toString('hex'))}`;
+  const r = await runWorkflow<PruneResult>(config, out, 'pruneWorkflow', id, { targets: targets.length ? targets : undefined, dryRun: o.dryRun === true }, o);
+  return report(out, r, (v) =>
+    v.targets.flatMap((t) => [
+      `${t.target}: keep ${t.kept.length}, ${v.dryRun ? 'would delete' : 'deleted'} ${t.deleted.length}${t.locked.length ? `, ${t.locked.length} still locked` : ''}`,
+      ...t.kept.map((k) => `  keep    ${k.backupId}  ${k.reasons.join(', ')}`),
+      ...t.deleted.map((d) => `  ${v.dryRun ? 'would delete' : 'deleted'} ${d}${t.incomplete.includes(d) ? '  (interrupted backup, no manifest)' : ''}`),
+      ...t.locked.map((l) => `  locked  ${l.backupId}  Object Lock retention until ${l.until}; skipped`),
+    ]),
+  );
 }

@@ -78,6 +78,13 @@ program
   .action(action((c, o, id: string, opts: { target: string[]; withWorker?: boolean }) => cmd.verify(c, o, id, opts)));
 
 program
+  .command('prune [targets...]')
+  .description('delete backups that the retention policy (config: retention) no longer keeps')
+  .option('--dry-run', 'say what would be deleted; delete nothing')
+  .addOption(withWorker)
+  .action(action((c, o, targets: string[], opts: { dryRun?: boolean; withWorker?: boolean }) => cmd.prune(c, o, targets, opts)));
+
+program
   .command('ls [targets...]')
   .description('list complete backups (those with a manifest)')
   .action(action((c, o, targets: string[]) => cmd.ls(c, o, targets)));

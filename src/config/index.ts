@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { LifeboatError } from '../errors';
 import { validateName } from '../domain/names';
+import { DEFAULT_RETENTION, type RetentionPolicy } from '../domain/retention';
 
 /**
  * lifeboat.yaml, loaded once and validated. Secrets are never inlined: a
@@ -30,6 +31,8 @@ export interface S3RepositoryConfig {
   secretAccessKey?: SecretRef;
   partSizeMB: number;
   queueSize: number;
+  /** Write artifacts with an Object Lock retention (the bucket must have Object Lock enabled). */
+  objectLock?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; days: number };
 }
 
 export interface LocalRepositoryConfig {
@@ -55,6 +58,7 @@ export interface TargetConfig {
 
 export interface Config {
   file: string;
+  retention: RetentionPolicy;
   temporal: TemporalConfig;
   repository: RepositoryConfig;
   /** null when the config says `encryption: none` explicitly. */
@@ -126,6 +130,31 @@ function parseRepository(file: string, v: unknown): RepositoryConfig {
     secretAccessKey: secretRef(file, 'repository.secretAccessKey', r.secretAccessKey),
     partSizeMB: int(file, 'repository.partSizeMB', r.partSizeMB, 16),
     queueSize: int(file, 'repository.queueSize', r.queueSize, 4),
+    objectLock: parseObjectLock(file, r.objectLock),
+  };
+}
+
+function parseObjectLock(file: string, v: unknown): S3RepositoryConfig['objectLock'] {
+  if (v === undefined) return undefined;
+  const o = obj(file, 'repository.objectLock', v);
+  if (o.mode !== 'GOVERNANCE' && o.mode !== 'COMPLIANCE') bad(file, 'repository.objectLock.mode', "must be 'GOVERNANCE' or 'COMPLIANCE'");
+  return { mode: o.mode, days: int(file, 'repository.objectLock.days', o.days) };
+}
+
+function whole(file: string, field: string, v: unknown, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) bad(file, field, 'must be a whole number, 0 or more');
+  return v;
+}
+
+function parseRetention(file: string, v: unknown): RetentionPolicy {
+  const r = obj(file, 'retention', v ?? {});
+  const d = DEFAULT_RETENTION;
+  return {
+    keepLast: whole(file, 'retention.keepLast', r.keepLast, d.keepLast),
+    daily: whole(file, 'retention.daily', r.daily, d.daily),
+    weekly: whole(file, 'retention.weekly', r.weekly, d.weekly),
+    monthly: whole(file, 'retention.monthly', r.monthly, d.monthly),
   };
 }
 
@@ -163,6 +192,7 @@ export function parseConfig(text: string, file: string): Config {
   if (targets.size === 0) bad(file, 'targets', 'must name at least one target');
   return {
     file,
+    retention: parseRetention(file, c.retention),
     temporal,
     repository: parseRepository(file, c.repository),
     encryption: parseEncryption(file, c.encryption),

@@ -139,3 +139,31 @@ export interface VerifyResult {
   backupId: string;
   targets: TargetVerification[];
 }
+
+export interface PruneInput {
+  targets?: string[];
+  /** Say what would be deleted, delete nothing. */
+  dryRun?: boolean;
+}
+
+export interface TargetPrunePlan {
+  target: string;
+  decisions: Array<{ backupId: string; keep: boolean; reasons: string[] }>;
+  /** Backup folders without a manifest (interrupted backups) older than a day. */
+  incomplete: string[];
+}
+
+export interface TargetPruneResult {
+  target: string;
+  kept: Array<{ backupId: string; reasons: string[] }>;
+  /** Deleted, or with dryRun, would be deleted. */
+  deleted: string[];
+  /** Skipped because an Object Lock retention still protects them. */
+  locked: Array<{ backupId: string; until: string }>;
+  incomplete: string[];
+}
+
+export interface PruneResult {
+  dryRun: boolean;
+  targets: TargetPruneResult[];
+}

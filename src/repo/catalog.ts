@@ -1,7 +1,7 @@
 import { MANIFEST, manifestKey, verificationKey } from '../domain/layout';
 import type { TargetVerification } from '../domain/plan';
 import { parseManifest, type Manifest } from '../domain/manifest';
-import { validateBackupId, validateName } from '../domain/names';
+import { backupIdTime, validateBackupId, validateName } from '../domain/names';
 import { LifeboatError } from '../errors';
 import type { Repository } from './types';
 
@@ -60,4 +60,41 @@ export async function readVerification(repo: Repository, target: string, backupI
   const key = verificationKey(target, backupId);
   if (!(await repo.exists(key))) return undefined;
   return JSON.parse(await repo.getText(key)) as TargetVerification;
+}
+
+/** Backup folders without a manifest (interrupted backups) taken before `before`. */
+export async function listIncomplete(repo: Repository, target: string, before: Date): Promise<string[]> {
+  const out: string[] = [];
+  for (const dir of await repo.list(validateName('target', target))) {
+    if (!dir.dir) continue;
+    try {
+      validateBackupId(dir.name);
+    } catch {
+      continue; // not lifeboat's: never touched
+    }
+    if (backupIdTime(dir.name) >= before) continue; // may still be running
+    const files = await repo.list(`${target}/${dir.name}`);
+    if (!files.some((f) => f.name === MANIFEST && !f.dir)) out.push(dir.name);
+  }
+  return out;
+}
+
+/**
+ * Deletes a whole backup, manifest first: a half-deleted backup is never
+ * listed as valid. Refuses (deleting nothing) while an Object Lock retention
+ * protects any of its files. Idempotent.
+ */
+export async function deleteBackup(repo: Repository, target: string, backupId: string): Promise<{ deleted: boolean; lockedUntil?: Date; files: number }> {
+  const dir = `${validateName('target', target)}/${validateBackupId(backupId)}`;
+  const files = (await repo.list(dir)).filter((f) => !f.dir).map((f) => `${dir}/${f.name}`);
+  let lockedUntil: Date | undefined;
+  for (const key of files) {
+    const until = await repo.lockedUntil(key);
+    if (until && (!lockedUntil || until > lockedUntil)) lockedUntil = until;
+  }
+  if (lockedUntil) return { deleted: false, lockedUntil, files: files.length };
+  const manifest = manifestKey(target, backupId);
+  if (files.includes(manifest)) await repo.delete([manifest]);
+  await repo.delete(files.filter((k) => k !== manifest));
+  return { deleted: true, files: files.length };
 }

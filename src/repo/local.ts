@@ -69,6 +69,10 @@ export class LocalRepository implements Repository {
     }
   }
 
+  async lockedUntil(): Promise<Date | undefined> {
+    return undefined;
+  }
+
   async delete(keys: string[]): Promise<void> {
     for (const k of keys) await rm(this.path(k), { force: true });
   }

@@ -51,7 +51,7 @@ export class S3Repository implements Repository {
     // on error it aborts the upload, so no partial object is ever visible.
     const upload = new Upload({
       client: this.client,
-      params: { Bucket: this.cfg.bucket, Key: this.key(key), Body: tap },
+      params: { Bucket: this.cfg.bucket, Key: this.key(key), Body: tap, ...this.lockParams() },
       partSize: this.cfg.partSizeMB * 1024 * 1024,
       queueSize: this.cfg.queueSize,
       leavePartsOnError: false,
@@ -61,6 +61,24 @@ export class S3Repository implements Repository {
     body.pipe(tap);
     await upload.done();
     return { bytes: tap.bytes, sha256: tap.digest() };
+  }
+
+  /** With Object Lock configured, every object is written with a retention: it cannot be deleted or overwritten before then. */
+  private lockParams(): { ObjectLockMode?: 'GOVERNANCE' | 'COMPLIANCE'; ObjectLockRetainUntilDate?: Date } {
+    const lock = this.cfg.objectLock;
+    if (!lock) return {};
+    return { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: new Date(Date.now() + lock.days * 86_400_000) };
+  }
+
+  async lockedUntil(key: string): Promise<Date | undefined> {
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.cfg.bucket, Key: this.key(key) }));
+      const until = head.ObjectLockRetainUntilDate;
+      return until && until.getTime() > Date.now() ? until : undefined;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
   }
 
   async putText(key: string, text: string): Promise<PutResult> {

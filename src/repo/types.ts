@@ -33,6 +33,8 @@ export interface Repository {
   exists(key: string): Promise<boolean>;
   /** The immediate children of a folder, sorted by name. */
   list(dir: string): Promise<Entry[]>;
+  /** When an Object Lock retention still protects the key, until when; otherwise undefined. */
+  lockedUntil(key: string): Promise<Date | undefined>;
   /** Deletes keys; missing keys are not an error. */
   delete(keys: string[]): Promise<void>;
 }

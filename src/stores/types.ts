@@ -6,6 +6,9 @@ export interface Progress {
   item?: string;
   bytes?: number;
   totalBytes?: number;
+  /** For kinds made of many objects (a bucket): objects done and in all. */
+  objects?: number;
+  totalObjects?: number;
 }
 
 export interface Logger {
@@ -23,7 +26,20 @@ export interface StoreContext {
    * prefix), for kinds whose backup is more than one stream (e.g. a bucket's
    * object pool). Stores that stream one artifact per item ignore it.
    */
-  repository?: { repo: import('../repo/types').Repository; dir: string };
+  repository?: {
+    repo: import('../repo/types').Repository;
+    dir: string;
+    /**
+     * The config's encryption: what a store writes into the repository itself
+     * is sealed to these recipients (null: `encryption: none`), and a restore
+     * reads the identity file from it.
+     */
+    encryption?: import('../config').EncryptionConfig | null;
+    /** Where the repository is, so a store can copy into it server-side when nothing needs encrypting. */
+    location?: import('../config').RepositoryConfig;
+    /** The backup being written (backups only), e.g. to name a per-backup sidecar. */
+    backupId?: string;
+  };
 }
 
 export interface ProbeResult {
