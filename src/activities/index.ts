@@ -5,11 +5,11 @@ import type { ArtifactRecord, Manifest } from '../domain/manifest';
 import { manifestBytes } from '../domain/manifest';
 import { checkMarkers, MARKERS_PER_KIND, type MarkerResult } from '../domain/markers';
 import { validateName } from '../domain/names';
-import type { PlannedArtifact, RestoreInput, RestorePlan, TargetPrunePlan, TargetRef, TargetVerification } from '../domain/plan';
+import type { DrillRecord, PlannedArtifact, RestoreInput, RestorePlan, TargetPrunePlan, TargetRef, TargetVerification } from '../domain/plan';
 import { LifeboatError, messageOf } from '../errors';
 import { openRepository, type Repository } from '../repo';
 import { fingerprints, loadIdentities, readArtifact, storeArtifact, verifyArtifact } from '../repo/artifacts';
-import { deleteBackup, listBackups, listIncomplete, readManifest, readVerification, writeManifest } from '../repo/catalog';
+import { deleteBackup, listBackups, listIncomplete, readManifest, readVerification, writeDrillRecord, writeManifest } from '../repo/catalog';
 import { applyRetention } from '../domain/retention';
 import { openStore, type BackupItem, type ProbeResult } from '../stores';
 import { inActivity } from './context';
@@ -212,6 +212,14 @@ export function createActivities(config: Config) {
       return inActivity(null, async () => {
         const r = await deleteBackup(await repo(), input.target, input.backupId);
         return { deleted: r.deleted, ...(r.lockedUntil ? { lockedUntil: r.lockedUntil.toISOString() } : {}) };
+      });
+    },
+
+    /** Keeps a drill's result in the repository for `lifeboat report`. Idempotent. */
+    async recordDrill(input: { record: DrillRecord }): Promise<{ key: string }> {
+      return inActivity(null, async () => {
+        const r = await repo();
+        return { key: r.url(await writeDrillRecord(r, input.record)) };
       });
     },
 

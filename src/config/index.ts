@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { LifeboatError } from '../errors';
+import { DRILLS_DIR } from '../domain/layout';
 import { validateName } from '../domain/names';
 import { DEFAULT_RETENTION, type RetentionPolicy } from '../domain/retention';
 
@@ -186,6 +187,7 @@ export function parseConfig(text: string, file: string): Config {
   const targets = new Map<string, TargetConfig>();
   for (const [name, tv] of Object.entries(obj(file, 'targets', c.targets))) {
     validateName('target', name);
+    if (name === DRILLS_DIR) bad(file, `targets.${name}`, `is a reserved name (the repository keeps drill records under '${DRILLS_DIR}/'); rename the target`);
     const settings = obj(file, `targets.${name}`, tv);
     targets.set(name, { name, kind: str(file, `targets.${name}.kind`, settings.kind), settings });
   }

@@ -33,3 +33,11 @@ export function sidecarText(sha256: string, file: string): string {
 export function verificationKey(target: string, backupId: string): string {
   return `${backupDir(target, backupId)}/${VERIFICATION}`;
 }
+
+/** Drill records live beside the targets' folders; no target may be called this. */
+export const DRILLS_DIR = 'drills';
+
+export function drillRecordKey(startedAt: Date, nonce: string): string {
+  const stamp = startedAt.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+  return `${DRILLS_DIR}/${stamp}-${validateName('drill nonce', nonce.replace(/-/g, '').slice(0, 8))}.json`;
+}

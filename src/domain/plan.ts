@@ -101,6 +101,13 @@ export interface DrillResult {
   failures: string[];
 }
 
+/** A drill's result as kept in the repository (`drills/<id>.json`) for `lifeboat report`. */
+export interface DrillRecord extends DrillResult {
+  workflowId: string;
+  startedAt: string;
+  finishedAt: string;
+}
+
 /** What the `progress` query of every workflow answers. */
 export interface ProgressState {
   stage: string;

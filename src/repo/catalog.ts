@@ -1,5 +1,5 @@
-import { MANIFEST, manifestKey, verificationKey } from '../domain/layout';
-import type { TargetVerification } from '../domain/plan';
+import { DRILLS_DIR, MANIFEST, drillRecordKey, manifestKey, verificationKey } from '../domain/layout';
+import type { DrillRecord, TargetVerification } from '../domain/plan';
 import { parseManifest, type Manifest } from '../domain/manifest';
 import { backupIdTime, validateBackupId, validateName } from '../domain/names';
 import { LifeboatError } from '../errors';
@@ -97,4 +97,23 @@ export async function deleteBackup(repo: Repository, target: string, backupId: s
   if (files.includes(manifest)) await repo.delete([manifest]);
   await repo.delete(files.filter((k) => k !== manifest));
   return { deleted: true, files: files.length };
+}
+
+export async function writeDrillRecord(repo: Repository, record: DrillRecord): Promise<string> {
+  const key = drillRecordKey(new Date(record.startedAt), record.nonce);
+  await repo.putText(key, `${JSON.stringify(record, null, 2)}\n`);
+  return key;
+}
+
+/** The newest `limit` drill records, newest first. */
+export async function readDrillRecords(repo: Repository, limit: number): Promise<DrillRecord[]> {
+  const names = (await repo.list(DRILLS_DIR))
+    .filter((e) => !e.dir && e.name.endsWith('.json'))
+    .map((e) => e.name)
+    .sort()
+    .reverse()
+    .slice(0, limit);
+  const out: DrillRecord[] = [];
+  for (const n of names) out.push(JSON.parse(await repo.getText(`${DRILLS_DIR}/${n}`)) as DrillRecord);
+  return out;
 }

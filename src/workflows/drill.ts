@@ -1,32 +1,56 @@
-import { ApplicationFailure, CancellationScope, executeChild, uuid4, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, executeChild, isCancellation, uuid4, workflowInfo } from '@temporalio/workflow';
 import { describeMarkers, markersOk } from '../domain/markers';
 import { makeBackupId } from '../domain/names';
-import type { DrillInput, DrillResult, DrillStoreResult } from '../domain/plan';
+import type { DrillInput, DrillResult, DrillStoreResult, TargetRef } from '../domain/plan';
 import { quick } from './activities';
 import { backupWorkflow } from './backup';
-import { trackProgress } from './progress';
+import { trackProgress, type Tracker } from './progress';
 import { restoreWorkflow } from './restore';
+
+type Seed = { name: string; count: number; scratch: string };
 
 /**
  * The drill: seed nonce-marked markers, back up, drop, restore from the
  * repository, and prove every marker came back. `scratch` restores under a
  * temporary name and drops it afterwards (safe against production);
- * `in-place` drops and restores the real thing, as the runbooks do.
+ * `in-place` drops and restores the real thing, as the runbooks do. Every
+ * drill, passed or failed, is recorded in the repository for `lifeboat report`.
  */
 export async function drillWorkflow(input: DrillInput = {}): Promise<DrillResult> {
   const progress = trackProgress('seed');
+  const startedAt = new Date().toISOString();
   const mode = input.mode ?? 'scratch';
   const nonce = uuid4();
+  const backupId = makeBackupId(new Date(), nonce.replace(/-/g, '').slice(0, 4));
   const refs = await quick.describeTargets({ targets: input.targets });
+
+  let result: DrillResult;
+  const record = (r: DrillResult) =>
+    CancellationScope.nonCancellable(() => quick.recordDrill({ record: { ...r, workflowId: workflowInfo().workflowId, startedAt, finishedAt: new Date().toISOString() } }));
+  try {
+    result = await drill(refs, mode, nonce, backupId, progress);
+  } catch (err) {
+    const message = err instanceof Error ? `${err.message}${err.cause instanceof Error ? `: ${err.cause.message}` : ''}` : String(err);
+    result = { ok: false, nonce, mode, backupId, stores: [], failures: [isCancellation(err) ? 'cancelled' : message] };
+    if (isCancellation(err)) {
+      await record(result);
+      throw err;
+    }
+  }
+  await record(result);
+  progress.set('done');
+  if (!result.ok) {
+    throw ApplicationFailure.create({ type: result.stores.length ? 'MarkersMissing' : 'DrillFailed', nonRetryable: true, message: `drill failed: ${result.failures.join('; ')}`, details: [result] });
+  }
+  return result;
+}
+
+async function drill(refs: TargetRef[], mode: DrillResult['mode'], nonce: string, backupId: string, progress: Tracker): Promise<DrillResult> {
   const targets = refs.map((r) => r.target);
-  const seeds = await Promise.all(refs.map((r) => quick.seedMarkers({ target: r.target, nonce })));
+  const seeds: Seed[] = await Promise.all(refs.map((r) => quick.seedMarkers({ target: r.target, nonce })));
 
   progress.set('backup');
-  const backupId = makeBackupId(new Date(), nonce.replace(/-/g, '').slice(0, 4));
-  const backup = await executeChild(backupWorkflow, {
-    args: [{ targets, backupId }],
-    workflowId: `${workflowInfo().workflowId}/backup`,
-  });
+  const backup = await executeChild(backupWorkflow, { args: [{ targets, backupId }], workflowId: `${workflowInfo().workflowId}/backup` });
 
   const into = (i: number) => (mode === 'scratch' ? seeds[i]!.scratch : seeds[i]!.name);
   try {
@@ -58,12 +82,7 @@ export async function drillWorkflow(input: DrillInput = {}): Promise<DrillResult
       }),
     );
     const failures = stores.filter((s) => !markersOk(s.markers)).map((s) => describeMarkers(s.target, s.markers));
-    const result: DrillResult = { ok: failures.length === 0, nonce, mode, backupId, stores, failures };
-    progress.set('done');
-    if (!result.ok) {
-      throw ApplicationFailure.create({ type: 'MarkersMissing', nonRetryable: true, message: `drill failed: ${failures.join('; ')}`, details: [result] });
-    }
-    return result;
+    return { ok: failures.length === 0, nonce, mode, backupId, stores, failures };
   } finally {
     if (mode === 'scratch') {
       // Runs even when the drill is cancelled: a scratch copy is never left behind.
