@@ -1,4 +1,6 @@
-import type { Config } from '../config';
+import { targetOf, type Config } from '../config';
+import type { TargetHooks } from '../config/hooks';
+import { hookName, runHook, waitReady } from '../stores/hooks';
 import type { Readable } from 'node:stream';
 import { artifactKey, manifestKey, verificationKey } from '../domain/layout';
 import type { ArtifactRecord, Manifest } from '../domain/manifest';
@@ -212,6 +214,41 @@ export function createActivities(config: Config) {
       return inActivity(null, async () => {
         const r = await deleteBackup(await repo(), input.target, input.backupId);
         return { deleted: r.deleted, ...(r.lockedUntil ? { lockedUntil: r.lockedUntil.toISOString() } : {}) };
+      });
+    },
+
+    /** Runs a target's writer hooks of one phase, in order. Hooks must be idempotent: they are retried. */
+    async runHooks(input: { target: string; phase: keyof TargetHooks }): Promise<{ ran: string[] }> {
+      return inActivity(null, async (ctx) => {
+        const hooks = targetOf(config, input.target).hooks?.[input.phase] ?? [];
+        const ran: string[] = [];
+        for (const h of hooks) {
+          ctx.progress({ stage: input.phase, item: hookName(h) });
+          await runHook(h, ctx.signal);
+          ran.push(hookName(h));
+        }
+        return { ran };
+      });
+    },
+
+    /** After a restore: the readiness URL answers and the configured queries hold. Read-only. */
+    async sanityChecks(input: { target: string }): Promise<{ passed: string[] }> {
+      const store = openStore(config, input.target);
+      return inActivity(store, async (ctx) => {
+        const checks = targetOf(config, input.target).checks;
+        const passed: string[] = [];
+        if (checks?.readyUrl) {
+          await waitReady(checks.readyUrl, checks.readyTimeoutSeconds, ctx.signal);
+          passed.push(`ready ${checks.readyUrl}`);
+        }
+        for (const q of checks?.sql ?? []) {
+          if (!store.check) throw new LifeboatError('ConfigError', `target '${input.target}' (${store.kind}) has checks.sql, but ${store.kind} targets cannot run SQL checks`);
+          if (!(await store.check(ctx, q.database, q.query))) {
+            throw new LifeboatError('CheckFailed', `check on target '${input.target}'${q.database ? ` (${q.database})` : ''} did not hold after the restore: ${q.query}`);
+          }
+          passed.push(q.query);
+        }
+        return { passed };
       });
     },
 

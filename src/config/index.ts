@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { LifeboatError } from '../errors';
 import { DRILLS_DIR } from '../domain/layout';
+import { parseChecks, parseHooks, type TargetChecks, type TargetHooks } from './hooks';
 import { validateName } from '../domain/names';
 import { DEFAULT_RETENTION, type RetentionPolicy } from '../domain/retention';
 
@@ -55,6 +56,9 @@ export interface TargetConfig {
   name: string;
   kind: string;
   settings: Record<string, unknown>;
+  /** Writer hooks and post-restore checks; none when omitted. */
+  hooks?: TargetHooks;
+  checks?: TargetChecks;
 }
 
 export interface Config {
@@ -189,7 +193,13 @@ export function parseConfig(text: string, file: string): Config {
     validateName('target', name);
     if (name === DRILLS_DIR) bad(file, `targets.${name}`, `is a reserved name (the repository keeps drill records under '${DRILLS_DIR}/'); rename the target`);
     const settings = obj(file, `targets.${name}`, tv);
-    targets.set(name, { name, kind: str(file, `targets.${name}.kind`, settings.kind), settings });
+    targets.set(name, {
+      name,
+      kind: str(file, `targets.${name}.kind`, settings.kind),
+      settings,
+      hooks: parseHooks(file, name, settings.hooks),
+      checks: parseChecks(file, name, settings.checks),
+    });
   }
   if (targets.size === 0) bad(file, 'targets', 'must name at least one target');
   return {

@@ -10,6 +10,8 @@ export interface BackupInput {
   targets?: string[];
   /** Chosen by the caller for a readable workflow id; generated when omitted. */
   backupId?: string;
+  /** How long to wait while a restore of a target runs (default 3600). */
+  lockWaitSeconds?: number;
 }
 
 export interface TargetBackupResult {
@@ -38,6 +40,8 @@ export interface RestoreInput {
   yes?: boolean;
   /** How long to wait for approval before cancelling cleanly (default 1 hour). */
   approvalTimeoutSeconds?: number;
+  /** Plan only: say what would be stopped, dropped and restored, change nothing. */
+  dryRun?: boolean;
 }
 
 export interface PlannedArtifact {
@@ -72,7 +76,12 @@ export interface TargetRestoreResult {
 
 export interface RestoreResult {
   backupId: string;
+  /** What was (or, with dryRun, would be) done. */
+  plan: RestorePlan;
+  dryRun: boolean;
   targets: TargetRestoreResult[];
+  /** Writer hooks, post-restore hooks and checks that ran, per target. */
+  steps: string[];
 }
 
 export type DrillMode = 'scratch' | 'in-place';

@@ -108,6 +108,19 @@ export interface Store {
    * one-line summary. Read-only. It may stop reading early.
    */
   inspect?(ctx: StoreContext, item: BackupItem, plaintext: Readable): Promise<string>;
+  /**
+   * Optional: checks, before anything is stopped or dropped, that `items` (as
+   * recorded in the manifest, in restore order) can be restored into this
+   * server, e.g. that the extensions a database needs are installed. Throws a
+   * permanent error naming each problem and its fix. Read-only, idempotent.
+   * `restore` runs the same checks for its own item before it drops anything.
+   */
+  preflight?(ctx: StoreContext, items: BackupItem[]): Promise<void>;
+  /**
+   * Optional: runs a post-restore sanity query in `name` (default: the drill
+   * item) and says whether its first column of the first row is true. Read-only.
+   */
+  check?(ctx: StoreContext, name: string | undefined, query: string): Promise<boolean>;
   /** Errors that retrying cannot fix: auth failures, missing objects, bad input. */
   isPermanent(err: unknown): boolean;
 }

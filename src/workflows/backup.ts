@@ -2,22 +2,40 @@ import { uuid4 } from '@temporalio/workflow';
 import { makeBackupId, validateBackupId } from '../domain/names';
 import type { BackupInput, BackupResult, TargetBackupResult, TargetRef } from '../domain/plan';
 import { quick, transfer } from './activities';
+import { holdTargets } from './lock';
 import { check, trackProgress, type Tracker } from './progress';
+import { withOutcome } from './visibility';
+
+/** How long a backup waits for a restore of the same target to finish. */
+const DEFAULT_LOCK_WAIT_SECONDS = 3600;
 
 /**
  * Backs up targets at one moment under one backup id: per target, probe, dump
  * every item into the repository, then write the manifest last. Targets run in
  * parallel; a target's items run one after another so the server is not
- * loaded by several dumps at once.
+ * loaded by several dumps at once. While a restore of a target runs, the
+ * backup waits for it (up to `lockWaitSeconds`).
  */
 export async function backupWorkflow(input: BackupInput = {}): Promise<BackupResult> {
-  const progress = trackProgress('plan');
-  const backupId = check(() => (input.backupId ? validateBackupId(input.backupId) : makeBackupId(new Date(), uuid4().slice(0, 4))));
-  const targets = await quick.describeTargets({ targets: input.targets });
-  progress.set('backup', targets.map((t) => t.target).join(', '));
-  const results = await Promise.all(targets.map((t) => backupTarget(t, backupId, progress)));
-  progress.set('done');
-  return { backupId, targets: results };
+  return withOutcome(async () => {
+    const progress = trackProgress('plan');
+    const backupId = check(() => (input.backupId ? validateBackupId(input.backupId) : makeBackupId(new Date(), uuid4().slice(0, 4))));
+    const targets = await quick.describeTargets({ targets: input.targets });
+    const held = await holdTargets(
+      targets.map((t) => t.target),
+      'backup',
+      input.lockWaitSeconds ?? DEFAULT_LOCK_WAIT_SECONDS,
+      (t) => progress.set('waiting', `target ${t} is busy with another run`),
+    );
+    try {
+      progress.set('backup', targets.map((t) => t.target).join(', '));
+      const results = await Promise.all(targets.map((t) => backupTarget(t, backupId, progress)));
+      progress.set('done');
+      return { backupId, targets: results };
+    } finally {
+      await held.release();
+    }
+  });
 }
 
 async function backupTarget({ target, kind }: TargetRef, backupId: string, progress: Tracker): Promise<TargetBackupResult> {

@@ -4,3 +4,4 @@ export { drillWorkflow } from './drill';
 export { progressQuery } from './progress';
 export { verifyWorkflow } from './verify';
 export { pruneWorkflow } from './prune';
+export { targetLockWorkflow } from './lock';

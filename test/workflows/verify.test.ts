@@ -44,7 +44,7 @@ test('a good backup verifies: checksum, age to the last chunk, pg_restore --list
   const oid = await pg(config, 'postgres', (c) => c.query('SELECT oid FROM pg_database WHERE datname = $1', [db]));
   const r = await run<VerifyResult>('verifyWorkflow', { backupId });
   expect(r.ok).toBe(true);
-  const a = r.targets[0]!.artifacts[0]!;
+  const a = r.targets[0]!.artifacts.find((x) => x.file === `${db}.dump.age`)!;
   expect(a).toMatchObject({ file: `${db}.dump.age`, ok: true });
   expect(a.detail).toMatch(/^pg_restore --list: \d+ entries, 1 with table data$/);
   const stored = await readVerification(await openRepository(config), 'app-pg', backupId);
@@ -65,7 +65,7 @@ test('a tampered artifact fails verification with the checksum message, and the 
   await (await s3Client(repoCfg)).send(new PutObjectCommand({ Bucket: repoCfg.bucket, Key: key, Body: body }));
   const r = await run<VerifyResult>('verifyWorkflow', { backupId });
   expect(r.ok).toBe(false);
-  expect(r.targets[0]!.artifacts[0]!.error).toMatchObject({ type: 'ChecksumMismatch', message: expect.stringContaining('failed its checksum') });
+  expect(r.targets[0]!.artifacts.find((x) => x.file === `${db}.dump.age`)!.error).toMatchObject({ type: 'ChecksumMismatch', message: expect.stringContaining('failed its checksum') });
   expect(await readVerification(repo, 'app-pg', backupId)).toMatchObject({ ok: false });
 });
 
@@ -73,11 +73,11 @@ test('an artifact whose checksum and encryption are sound but whose dump is cut 
   const backupId = await backup();
   const repo = await openRepository(config);
   const m = await readManifest(repo, 'app-pg', backupId);
-  const art = m.artifacts[0]!;
+  const art = m.artifacts.find((x) => x.name === db)!;
   // A sealed, correctly hashed artifact of a dump cut after its header: only pg_restore can tell.
   const stored = await storeArtifact(repo, artifactKey('app-pg', backupId, art.file), Readable.from([Buffer.from('PGDMP\x01\x0e\x00\x04\x08\x01\x01')]), config.encryption);
-  await writeManifest(repo, { ...m, artifacts: [{ ...art, bytes: stored.bytes, sha256: stored.sha256 }] });
+  await writeManifest(repo, { ...m, artifacts: m.artifacts.map((x) => (x === art ? { ...art, bytes: stored.bytes, sha256: stored.sha256 } : x)) });
   const r = await run<VerifyResult>('verifyWorkflow', { backupId });
   expect(r.ok).toBe(false);
-  expect(r.targets[0]!.artifacts[0]!.error?.message).toMatch(/^pg_restore --list exited with code 1: pg_restore: error/);
+  expect(r.targets[0]!.artifacts.find((x) => x.file === art.file)!.error?.message).toMatch(/^pg_restore --list exited with code 1: pg_restore: error/);
 });

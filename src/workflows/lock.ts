@@ -1,0 +1,87 @@
+import {
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  defineSignal,
+  ParentClosePolicy,
+  setHandler,
+  sleep,
+  startChild,
+  workflowInfo,
+  type ChildWorkflowHandle,
+} from '@temporalio/workflow';
+
+/**
+ * One run at a time per target. A run holds a target by running a child
+ * workflow with the fixed id `lock/<target>`: Temporal lets only one execution
+ * with an id run, so a second holder cannot start. The lock ends when its
+ * holder releases it, or, if the holder dies, with it (parent close policy).
+ */
+export const releaseSignal = defineSignal('release');
+
+export interface LockInput {
+  target: string;
+  holder: string;
+  operation: string;
+}
+
+export async function targetLockWorkflow(_input: LockInput): Promise<void> {
+  let released = false;
+  setHandler(releaseSignal, () => {
+    released = true;
+  });
+  // A holder that never releases (a bug) does not hold the target forever.
+  await condition(() => released, '7 days');
+}
+
+export function lockId(target: string): string {
+  return `lock/${target}`;
+}
+
+export interface Held {
+  release(): Promise<void>;
+}
+
+/**
+ * Takes the locks of `targets` (in name order, so two runs never wait on each
+ * other crosswise). `waitSeconds` 0 refuses at once when a target is busy;
+ * otherwise it retries every 15 s until then.
+ */
+export async function holdTargets(targets: string[], operation: string, waitSeconds: number, onWait?: (target: string) => void): Promise<Held> {
+  const handles: ChildWorkflowHandle<typeof targetLockWorkflow>[] = [];
+  const release = async () => {
+    await CancellationScope.nonCancellable(() => Promise.allSettled(handles.map((h) => h.signal(releaseSignal))));
+  };
+  const deadline = Date.now() + waitSeconds * 1000;
+  try {
+    for (const target of [...new Set(targets)].sort()) {
+      for (;;) {
+        try {
+          handles.push(
+            await startChild(targetLockWorkflow, {
+              workflowId: lockId(target),
+              args: [{ target, holder: workflowInfo().workflowId, operation }],
+              parentClosePolicy: ParentClosePolicy.TERMINATE,
+              memo: { holder: workflowInfo().workflowId, operation },
+            }),
+          );
+          break;
+        } catch (err) {
+          if ((err as Error).name !== 'WorkflowExecutionAlreadyStartedError') throw err;
+          if (Date.now() >= deadline) {
+            throw ApplicationFailure.nonRetryable(
+              `target '${target}' is busy: another backup or restore of it is running (it holds the workflow ${lockId(target)}; see its memo in the Web UI for which run). ${operation === 'restore' ? 'Wait for it to finish, or cancel it, then restore again.' : 'This run waited and gave up; the next one will try again.'}`,
+              'TargetBusy',
+            );
+          }
+          onWait?.(target);
+          await sleep('15 seconds');
+        }
+      }
+    }
+  } catch (err) {
+    await release();
+    throw err;
+  }
+  return { release };
+}
