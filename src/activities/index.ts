@@ -217,6 +217,16 @@ export function createActivities(config: Config) {
       });
     },
 
+    /** Before anything is stopped or dropped: can this server take these items (e.g. extensions)? Read-only. */
+    async preflightRestore(input: { target: string; backupId: string; files: string[] }): Promise<void> {
+      const store = openStore(config, input.target);
+      return inActivity(store, async (ctx) => {
+        if (!store.preflight) return;
+        const manifest = await readManifest(await repo(), input.target, input.backupId);
+        await store.preflight(ctx, manifest.artifacts.filter((a) => input.files.includes(a.file)).map(itemOf));
+      });
+    },
+
     /** Runs a target's writer hooks of one phase, in order. Hooks must be idempotent: they are retried. */
     async runHooks(input: { target: string; phase: keyof TargetHooks }): Promise<{ ran: string[] }> {
       return inActivity(null, async (ctx) => {

@@ -16,7 +16,8 @@ const DEFAULT_APPROVAL_SECONDS = 3600;
  * one is refused) -> approval (unless `yes`) -> stop writers -> verify every
  * artifact before anything destructive -> drop, recreate and restore ->
  * post-restore hooks -> start writers (on every path: success, failure,
- * cancel) -> sanity checks.
+ * cancel) -> sanity checks. A preflight (e.g. missing extensions) runs before
+ * the writers are stopped.
  */
 export async function restoreWorkflow(input: RestoreInput): Promise<RestoreResult> {
   return withOutcome(() => restore(input));
@@ -48,6 +49,8 @@ async function restore(input: RestoreInput): Promise<RestoreResult> {
         throw ApplicationFailure.nonRetryable(`restore of backup '${backupId}' was not approved within ${timeout}s; nothing was changed`, 'NotApproved');
       }
     }
+    progress.set('preflight');
+    for (const t of plan.targets) await quick.preflightRestore({ target: t.target, backupId, files: t.artifacts.map((a) => a.file) });
     const targets = await withWritersStopped(names, steps, progress, () => restoreAll(plan, backupId, progress, steps));
     progress.set('checks');
     for (const t of names) steps.push(...(await transfer.sanityChecks({ target: t })).passed.map((p) => `${t}: check ${p}`));
