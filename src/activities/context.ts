@@ -13,6 +13,12 @@ const HEARTBEAT_EVERY_MS = 5_000;
  */
 export async function inActivity<T>(store: Store | null, fn: (ctx: StoreContext) => Promise<T>, extra: Pick<StoreContext, 'repository'> = {}): Promise<T> {
   const actx = Context.current();
+  const info = actx.info;
+  if (info.attempt > 1) {
+    // Every activity is idempotent: a retry after a crash redoes the item from a clean start
+    // (a dump is dumped again, a database dropped and restored again); say where the last attempt got to.
+    actx.log.warn('retrying after an earlier attempt failed or its worker died', { attempt: info.attempt, lastProgress: info.heartbeatDetails as unknown });
+  }
   let last: Progress = { stage: 'start' };
   const timer = setInterval(() => actx.heartbeat(last), HEARTBEAT_EVERY_MS);
   const ctx: StoreContext = {

@@ -10,7 +10,7 @@ import { validateName } from '../domain/names';
 import type { DrillRecord, PlannedArtifact, RestoreInput, RestorePlan, TargetPrunePlan, TargetRef, TargetVerification } from '../domain/plan';
 import { LifeboatError, messageOf } from '../errors';
 import { openRepository, type Repository } from '../repo';
-import { fingerprints, loadIdentities, readArtifact, storeArtifact, verifyArtifact } from '../repo/artifacts';
+import { counter, fingerprints, loadIdentities, readArtifact, storeArtifact, verifyArtifact } from '../repo/artifacts';
 import { deleteBackup, listBackups, listIncomplete, readManifest, readVerification, writeDrillRecord, writeManifest } from '../repo/catalog';
 import { applyRetention } from '../domain/retention';
 import { openStore, type BackupItem, type ProbeResult } from '../stores';
@@ -71,7 +71,7 @@ export function createActivities(config: Config) {
         const r = await repo();
         let stored = { bytes: 0, sha256: '' };
         await store.backup(ctx, input.item, async (plaintext) => {
-          stored = await storeArtifact(r, key, plaintext, config.encryption, ctx.signal);
+          stored = await storeArtifact(r, key, plaintext, config.encryption, ctx.signal, (n) => ctx.progress({ stage: 'upload', item: input.item.item, bytes: n }));
         });
         ctx.log.info('artifact stored', { url: r.url(key), bytes: stored.bytes });
         return {
@@ -186,7 +186,9 @@ export function createActivities(config: Config) {
         const r = await repo();
         const identities = await loadIdentities(config.encryption);
         const plaintext = await readArtifact(r, artifactKey(input.target, input.backupId, input.file), record, identities, ctx.signal);
-        await store.restore(ctx, itemOf(record), validateName('restore name', input.into), plaintext);
+        const counted = plaintext.pipe(counter((n) => ctx.progress({ stage: 'restore', item: record.item, bytes: n })));
+        plaintext.on('error', (err) => counted.destroy(err));
+        await store.restore(ctx, itemOf(record), validateName('restore name', input.into), counted);
         return { seconds: seconds(started) };
       }, await scope(input.target));
     },

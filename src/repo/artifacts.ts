@@ -21,10 +21,11 @@ export async function storeArtifact(
   plaintext: Readable,
   encryption: EncryptionConfig | null,
   signal?: AbortSignal,
+  onBytes?: (plaintextBytes: number) => void,
 ): Promise<PutResult> {
   const body = encryption ? sealStream(encryption.recipients) : new PassThrough();
   // Errors anywhere upstream destroy `body`, which fails the upload before it completes.
-  pipeline(plaintext, body).catch(() => undefined);
+  pipeline(plaintext, counter(onBytes), body).catch(() => undefined);
   const stored = await repo.put(key, body, signal);
   await repo.putText(sidecarKey(key), sidecarText(stored.sha256, basename(key)));
   return stored;
@@ -163,4 +164,20 @@ function tee(source: Readable): Readable {
   source.on('end', () => input.end());
   source.on('error', (err) => input.destroy(err));
   return input;
+}
+
+/** Reports bytes passing through, at most every 4 MiB. */
+export function counter(onBytes?: (n: number) => void): Transform {
+  let n = 0;
+  let reported = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      n += chunk.length;
+      if (onBytes && n - reported >= 4 << 20) {
+        reported = n;
+        onBytes(n);
+      }
+      done(null, chunk);
+    },
+  });
 }

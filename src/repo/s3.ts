@@ -1,7 +1,9 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectsCommand,
+  ListMultipartUploadsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -45,6 +47,7 @@ export class S3Repository implements Repository {
   }
 
   async put(key: string, body: Readable, signal?: AbortSignal): Promise<PutResult> {
+    await this.abortStaleUploads(key);
     const tap = new HashTap();
     // lib-storage reads the body part by part (partSize x queueSize in memory at most)
     // and completes the multipart upload only when the body ended without error;
@@ -78,6 +81,18 @@ export class S3Repository implements Repository {
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
+    }
+  }
+
+  /**
+   * A worker killed mid-upload leaves its multipart upload open: invisible,
+   * but its parts take space. The retry of the same key cleans them first.
+   */
+  private async abortStaleUploads(key: string): Promise<void> {
+    const Key = this.key(key);
+    const open = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.cfg.bucket, Prefix: Key }));
+    for (const u of open.Uploads ?? []) {
+      if (u.Key === Key && u.UploadId) await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.cfg.bucket, Key, UploadId: u.UploadId }));
     }
   }
 

@@ -29,6 +29,9 @@ export async function createWorker(config: Config, opts: { taskQueue?: string } 
     activities: createActivities(config),
     // Let a dump or restore in progress finish (or be retried elsewhere) on shutdown.
     shutdownGraceTime: '10 seconds',
+    // Progress (stage, bytes) reaches the server every few seconds, so `temporal workflow describe`
+    // and the Web UI show where a long activity is; the default throttle would hold it back 24 s.
+    maxHeartbeatThrottleInterval: '3 seconds',
   });
   return { worker, connection };
 }

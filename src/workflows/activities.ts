@@ -5,7 +5,7 @@ import { PERMANENT_TYPES } from '../errors';
 /**
  * Named option presets. `quick`: metadata calls. `transfer`: dumps, restores
  * and verifies that stream whole artifacts: long, heartbeating, so a dead
- * worker is noticed within a minute and the activity is retried on another.
+ * worker is noticed within 30 seconds and the activity is retried on another.
  */
 const nonRetryableErrorTypes = [...PERMANENT_TYPES];
 
@@ -16,6 +16,7 @@ export const quick = proxyActivities<Activities>({
 
 export const transfer = proxyActivities<Activities>({
   startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '1 minute',
+  // Activities heartbeat every 5 s: a worker that died is noticed within 30 s and the item retried elsewhere.
+  heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '5 seconds', maximumInterval: '2 minutes', maximumAttempts: 10, nonRetryableErrorTypes },
 });
