@@ -8,5 +8,5 @@ cd "$(dirname "$0")/.."
 bash scripts/stack.sh up >&2
 eval "$(bash scripts/stack.sh env)"
 npm run --silent build >&2
-export LIFEBOAT_LOG_LEVEL="${LIFEBOAT_LOG_LEVEL:-ERROR}" AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING=1
+export LIFEBOAT_LOG_LEVEL="${LIFEBOAT_LOG_LEVEL:-ERROR}" AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 exec npx jest "$@"

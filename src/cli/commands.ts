@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { userInfo } from 'node:os';
 import type { Config } from '../config';
 import { makeBackupId, validateBackupId, validateName } from '../domain/names';
 import type { BackupResult, DrillMode, DrillResult, PruneResult, RestoreInput, RestoreResult, VerifyResult } from '../domain/plan';
@@ -6,6 +7,7 @@ import { LifeboatError } from '../errors';
 import { openRepository } from '../repo';
 import { listBackups, readManifest, readVerification } from '../repo/catalog';
 import { createWorker } from '../worker';
+import { connect } from './client';
 import { bytes, seconds, type Output } from './output';
 import { runWorkflow, type RunOptions, type RunOutcome } from './run';
 
@@ -35,37 +37,75 @@ export async function backup(config: Config, out: Output, targets: string[], opt
   targets.forEach((t) => validateName('target', t));
   const backupId = makeBackupId(new Date(), randomBytes(2).toString('hex'));
   const label = targets.length ? targets.join('+') : 'all';
-  const r = await runWorkflow<BackupResult>(config, out, 'backupWorkflow', `backup/${label}/${backupId}`, { targets, backupId }, opts);
+  const r = await runWorkflow<BackupResult>(config, out, 'backupWorkflow', `backup/${label}/${backupId}`, { targets, backupId }, { ...opts, tags: { operation: 'backup', targets } });
   return report(out, r, (v) => [
     `backup ${v.backupId} ok`,
     ...v.targets.map((t) => `  ${t.target} (${t.kind}): ${t.artifacts} artifact(s), ${bytes(t.bytes)}, ${seconds(t.seconds)}`),
   ]);
 }
 
-export async function restore(config: Config, out: Output, backupId: string, o: { target: string[]; as?: string; yes?: boolean; wait?: boolean } & RunOptions): Promise<Status> {
+export async function restore(
+  config: Config,
+  out: Output,
+  backupId: string,
+  o: { target: string[]; only: string[]; as?: string; yes?: boolean; dryRun?: boolean; approvalTimeout?: string } & RunOptions,
+): Promise<Status> {
   validateBackupId(backupId);
   o.target.forEach((t) => validateName('target', t));
-  const input: RestoreInput = { backupId, targets: o.target.length ? o.target : undefined, yes: o.yes === true };
-  if (o.as) {
-    if (o.target.length !== 1) throw new LifeboatError('ConfigError', '--as needs exactly one --target');
-    const m = await readManifest(await openRepository(config), o.target[0]!, backupId);
-    if (m.artifacts.length !== 1) throw new LifeboatError('ConfigError', `--as renames one item, but backup '${backupId}' of '${o.target[0]}' has ${m.artifacts.length}: ${m.artifacts.map((a) => a.name).join(', ')}`);
-    input.into = { [o.target[0]!]: { [m.artifacts[0]!.name]: validateName('--as', o.as) } };
+  o.only.forEach((n) => validateName('--only', n));
+  const input: RestoreInput = { backupId, targets: o.target.length ? o.target : undefined, yes: o.yes === true, dryRun: o.dryRun === true };
+  if (o.only.length || o.as) {
+    if (o.target.length !== 1) throw new LifeboatError('ConfigError', '--only and --as need exactly one --target');
+    const target = o.target[0]!;
+    const names = [...new Set((await readManifest(await openRepository(config), target, backupId)).artifacts.map((a) => a.name))];
+    const only = o.only.length ? o.only : names;
+    const missing = only.filter((n) => !names.includes(n));
+    if (missing.length) throw new LifeboatError('ConfigError', `backup '${backupId}' of '${target}' has no ${missing.join(', ')}; it has ${names.join(', ')}`);
+    input.only = { [target]: only };
+    if (o.as) {
+      if (only.length !== 1) throw new LifeboatError('ConfigError', `--as renames one item; name it with --only (backup '${backupId}' of '${target}' has ${names.join(', ')})`);
+      input.into = { [target]: { [only[0]!]: validateName('--as', o.as) } };
+    }
   }
-  if (!o.yes) out.say(`the restore waits for approval: send the 'approve' signal (temporal workflow signal --workflow-id … --name approve), or rerun with --yes`);
+  if (o.approvalTimeout) input.approvalTimeoutSeconds = Number.parseInt(o.approvalTimeout, 10);
   const label = o.target.length ? o.target.join('+') : 'all';
-  const r = await runWorkflow<RestoreResult>(config, out, 'restoreWorkflow', `restore/${label}/${backupId}`, input, o);
-  return report(out, r, (v) => [
-    `restore of ${v.backupId} ok`,
-    ...v.targets.map((t) => `  ${t.target} (${t.kind}): ${t.restored.map((x) => (x.name === x.into ? x.name : `${x.name} -> ${x.into}`)).join(', ')}, ${bytes(t.bytes)}, ${seconds(t.seconds)}`),
-  ]);
+  const workflowId = `restore/${label}/${backupId}${o.dryRun ? `/dry-run-${randomBytes(2).toString('hex')}` : ''}`;
+  if (!o.yes && !o.dryRun) out.say(`the restore waits for approval: lifeboat approve ${workflowId} (or the Web UI, or temporal workflow signal --workflow-id ${workflowId} --name approve)`);
+  const r = await runWorkflow<RestoreResult>(config, out, 'restoreWorkflow', workflowId, input, { ...o, tags: { operation: 'restore', targets: o.target } });
+  return report(out, r, (v) =>
+    v.dryRun
+      ? [
+          `restore plan for ${v.backupId} (dry run: nothing was changed)`,
+          ...v.plan.targets.flatMap((t) => [
+            `  ${t.target} (${t.kind}, from server ${t.serverVersion}): stop its writers, then drop and restore:`,
+            ...t.artifacts.map((a) => `    ${a.name === a.into ? a.name : `${a.name} -> ${a.into}`}  from ${a.file}  ${bytes(a.bytes)}`),
+          ]),
+          `  ${bytes(v.plan.bytes)} in all`,
+        ]
+      : [
+          `restore of ${v.backupId} ok`,
+          ...v.targets.map((t) => `  ${t.target} (${t.kind}): ${t.restored.map((x) => (x.name === x.into ? x.name : `${x.name} -> ${x.into}`)).join(', ')}, ${bytes(t.bytes)}, ${seconds(t.seconds)}`),
+          ...v.steps.map((s) => `  ${s}`),
+        ],
+  );
+}
+
+export async function approve(config: Config, out: Output, workflowId: string): Promise<Status> {
+  const t = await connect(config);
+  try {
+    await t.client.workflow.getHandle(workflowId).signal('approve', { by: userInfo().username });
+    out.result({ ok: true, workflowId }, [`approved ${workflowId}`]);
+    return 0;
+  } finally {
+    await t.close();
+  }
 }
 
 export async function drill(config: Config, out: Output, o: { target: string[]; mode: string } & RunOptions): Promise<Status> {
   if (o.mode !== 'scratch' && o.mode !== 'in-place') throw new LifeboatError('ConfigError', `--mode must be 'scratch' or 'in-place', not '${o.mode}'`);
   o.target.forEach((t) => validateName('target', t));
   const id = `drill/${makeBackupId(new Date(), randomBytes(2).toString('hex'))}`;
-  const r = await runWorkflow<DrillResult>(config, out, 'drillWorkflow', id, { targets: o.target.length ? o.target : undefined, mode: o.mode as DrillMode }, o);
+  const r = await runWorkflow<DrillResult>(config, out, 'drillWorkflow', id, { targets: o.target.length ? o.target : undefined, mode: o.mode as DrillMode }, { ...o, tags: { operation: 'drill', targets: o.target } });
   const summary = (v: DrillResult | undefined) => (v?.stores ? { stores: v.stores, backupId: v.backupId, mode: v.mode } : {});
   return report(
     out,
@@ -118,7 +158,7 @@ export async function verify(config: Config, out: Output, backupId: string, o: {
   validateBackupId(backupId);
   o.target.forEach((t) => validateName('target', t));
   const label = o.target.length ? o.target.join('+') : 'all';
-  const r = await runWorkflow<VerifyResult>(config, out, 'verifyWorkflow', `verify/${label}/${backupId}/${randomBytes(2).toString('hex')}`, { backupId, targets: o.target.length ? o.target : undefined }, o);
+  const r = await runWorkflow<VerifyResult>(config, out, 'verifyWorkflow', `verify/${label}/${backupId}/${randomBytes(2).toString('hex')}`, { backupId, targets: o.target.length ? o.target : undefined }, { ...o, tags: { operation: 'verify', targets: o.target } });
   const status = report(
     out,
     r,
@@ -136,7 +176,7 @@ export async function prune(config: Config, out: Output, targets: string[], o: {
   targets.forEach((t) => validateName('target', t));
   const label = targets.length ? targets.join('+') : 'all';
   const id = `prune/${label}/${makeBackupId(new Date(), randomBytes(2).toString('hex'))}`;
-  const r = await runWorkflow<PruneResult>(config, out, 'pruneWorkflow', id, { targets: targets.length ? targets : undefined, dryRun: o.dryRun === true }, o);
+  const r = await runWorkflow<PruneResult>(config, out, 'pruneWorkflow', id, { targets: targets.length ? targets : undefined, dryRun: o.dryRun === true }, { ...o, tags: { operation: 'prune', targets } });
   return report(out, r, (v) =>
     v.targets.flatMap((t) => [
       `${t.target}: keep ${t.kept.length}, ${v.dryRun ? 'would delete' : 'deleted'} ${t.deleted.length}${t.locked.length ? `, ${t.locked.length} still locked` : ''}`,

@@ -4,6 +4,8 @@ import { LifeboatError, messageOf } from '../errors';
 import * as cmd from './commands';
 import * as keys from './keys';
 import { output } from './output';
+import { report } from './report';
+import * as schedule from './schedule';
 
 interface Globals {
   config?: string;
@@ -55,12 +57,24 @@ program
 
 program
   .command('restore <backup-id>')
-  .description('restore a backup: verify every artifact, then drop, recreate and restore')
+  .description('restore a backup: stop writers, verify every artifact, drop, recreate and restore, start writers, check')
   .option('--target <name>', 'restore only this target (repeatable)', collect, [])
-  .option('--as <name>', 'restore the one item of --target under another name')
+  .option('--only <name>', "restore only this item of the --target, e.g. one database (repeatable)", collect, [])
+  .option('--as <name>', 'restore the one --only item under another name')
   .option('--yes', 'proceed without waiting for the approve signal')
+  .option('--dry-run', 'print the plan (what would be stopped, dropped, restored, how many bytes); change nothing')
+  .option('--approval-timeout <seconds>', 'how long to wait for approval before giving up (default 3600)')
   .addOption(withWorker)
-  .action(action((c, o, id: string, opts: { target: string[]; as?: string; yes?: boolean; withWorker?: boolean }) => cmd.restore(c, o, id, opts)));
+  .action(
+    action((c, o, id: string, opts: { target: string[]; only: string[]; as?: string; yes?: boolean; dryRun?: boolean; approvalTimeout?: string; withWorker?: boolean }) =>
+      cmd.restore(c, o, id, opts),
+    ),
+  );
+
+program
+  .command('approve <workflow-id>')
+  .description('approve a restore that waits for it')
+  .action(action((c, o, id: string) => cmd.approve(c, o, id)));
 
 program
   .command('drill')
@@ -88,6 +102,38 @@ program
   .command('ls [targets...]')
   .description('list complete backups (those with a manifest)')
   .action(action((c, o, targets: string[]) => cmd.ls(c, o, targets)));
+
+program
+  .command('report')
+  .description('RPO/RTO per target: age of the newest backup, restore and backup seconds measured by drills')
+  .option('--last <n>', 'consider the newest N drill records (default 10)')
+  .action(action((c, o, opts: { last?: string }) => report(c, o, opts)));
+
+const schedules = program.command('schedule').description('Temporal Schedules from config (schedules:): nightly backups, drill, prune');
+schedules
+  .command('apply')
+  .description('create or update the configured schedules; delete lifeboat schedules config no longer wants')
+  .action(action((c, o) => schedule.apply(c, o)));
+schedules
+  .command('ls')
+  .description('list the schedules: cron, next runs, paused, last run result')
+  .action(action((c, o) => schedule.ls(c, o)));
+schedules
+  .command('pause [id]')
+  .description('pause a schedule (id like lifeboat-backup-app-pg, or backup-app-pg), or --all')
+  .option('--all', 'every lifeboat schedule')
+  .option('--note <text>', 'why (shown in ls and the Web UI)')
+  .action(action((c, o, id: string | undefined, opts: { all?: boolean; note?: string }) => schedule.pause(c, o, id, opts)));
+schedules
+  .command('unpause [id]')
+  .description('resume a paused schedule, or --all')
+  .option('--all', 'every lifeboat schedule')
+  .option('--note <text>', 'a note to leave')
+  .action(action((c, o, id: string | undefined, opts: { all?: boolean; note?: string }) => schedule.unpause(c, o, id, opts)));
+schedules
+  .command('trigger <id>')
+  .description('run a schedule now (skipped while its previous run is still going)')
+  .action(action((c, o, id: string) => schedule.trigger(c, o, id)));
 
 program
   .command('keygen')

@@ -7,6 +7,7 @@ import { DRILLS_DIR } from '../domain/layout';
 import { parseChecks, parseHooks, type TargetChecks, type TargetHooks } from './hooks';
 import { validateName } from '../domain/names';
 import { DEFAULT_RETENTION, type RetentionPolicy } from '../domain/retention';
+import { parseScheduleSettings, type ScheduleSettings } from '../domain/schedules';
 
 /**
  * lifeboat.yaml, loaded once and validated. Secrets are never inlined: a
@@ -20,6 +21,8 @@ export interface TemporalConfig {
   namespace: string;
   taskQueue: string;
   uiUrl?: string;
+  /** Tag runs with lifeboat's search attributes (the server must have them registered). */
+  searchAttributes: boolean;
 }
 
 export interface S3RepositoryConfig {
@@ -69,6 +72,8 @@ export interface Config {
   /** null when the config says `encryption: none` explicitly. */
   encryption: EncryptionConfig | null;
   targets: Map<string, TargetConfig>;
+  /** The `schedules:` section (`lifeboat schedule apply`); defaults when omitted. */
+  schedules?: ScheduleSettings;
 }
 
 function bad(file: string, field: string, why: string): never {
@@ -187,6 +192,7 @@ export function parseConfig(text: string, file: string): Config {
     namespace: str(file, 'temporal.namespace', t.namespace, 'default'),
     taskQueue: str(file, 'temporal.taskQueue', t.taskQueue, 'lifeboat'),
     uiUrl: t.uiUrl === undefined ? undefined : str(file, 'temporal.uiUrl', t.uiUrl).replace(/\/+$/, ''),
+    searchAttributes: t.searchAttributes !== false,
   };
   const targets = new Map<string, TargetConfig>();
   for (const [name, tv] of Object.entries(obj(file, 'targets', c.targets))) {
@@ -209,6 +215,7 @@ export function parseConfig(text: string, file: string): Config {
     repository: parseRepository(file, c.repository),
     encryption: parseEncryption(file, c.encryption),
     targets,
+    schedules: parseScheduleSettings(c.schedules, [...targets.keys()], (field, why) => bad(file, field, why)),
   };
 }
 

@@ -50,7 +50,15 @@ export interface Held {
 export async function holdTargets(targets: string[], operation: string, waitSeconds: number, onWait?: (target: string) => void): Promise<Held> {
   const handles: ChildWorkflowHandle<typeof targetLockWorkflow>[] = [];
   const release = async () => {
-    await CancellationScope.nonCancellable(() => Promise.allSettled(handles.map((h) => h.signal(releaseSignal))));
+    // Wait until each lock has closed, not just been told to: the next run must find the target free.
+    await CancellationScope.nonCancellable(() =>
+      Promise.allSettled(
+        handles.map(async (h) => {
+          await h.signal(releaseSignal);
+          await h.result();
+        }),
+      ),
+    );
   };
   const deadline = Date.now() + waitSeconds * 1000;
   try {

@@ -70,7 +70,10 @@ test('lifeboat backup and restore --yes, in words for people', async () => {
   expect(b.code).toBe(0);
   const id = /^backup (\S+) ok$/m.exec(b.stdout)?.[1];
   expect(id).toBeDefined();
-  const r = await lifeboat('restore', id!, '--target', 'app-pg', '--as', `${db}_copy`, '--yes', '--with-worker');
+  const plan = await lifeboat('restore', id!, '--target', 'app-pg', '--dry-run', '--with-worker');
+  expect(plan.stdout).toContain(`restore plan for ${id} (dry run: nothing was changed)`);
+  expect(plan.stdout).toMatch(new RegExp(`^    ${db}  from ${db}\\.dump\\.age  `, 'm'));
+  const r = await lifeboat('restore', id!, '--target', 'app-pg', '--only', db, '--as', `${db}_copy`, '--yes', '--with-worker');
   expect(r.stdout).toContain(`restore of ${id} ok`);
   expect(r.stdout).toContain(`${db} -> ${db}_copy`);
   await dropDatabase(env.config, `${db}_copy`);

@@ -1,0 +1,272 @@
+import type { DrillMode } from './plan';
+
+/**
+ * The Temporal Schedules lifeboat wants, computed from config: one nightly
+ * backup per target (staggered by kind so the stores are not dumped all at
+ * once), one drill and one prune. Pure: `lifeboat schedule apply` turns the
+ * result into Temporal Schedules.
+ */
+
+/** The `schedules:` section of lifeboat.yaml, with defaults filled in. */
+export interface ScheduleSettings {
+  /** Schedule ids are `<idPrefix>-backup-<target>`, `<idPrefix>-drill`, `<idPrefix>-prune`. */
+  idPrefix: string;
+  /** IANA time zone the cron expressions are read in. */
+  timezone: string;
+  /** false: the schedules exist but are paused. */
+  enabled: boolean;
+  /** Per-target cron overrides; `false` means no backup schedule for that target. */
+  backups: Record<string, string | false>;
+  drill: string | false;
+  drillMode: DrillMode;
+  prune: string | false;
+}
+
+export const DEFAULT_SCHEDULES: ScheduleSettings = {
+  idPrefix: 'lifeboat',
+  timezone: 'UTC',
+  enabled: true,
+  backups: {},
+  drill: '0 4 * * *',
+  drillMode: 'scratch',
+  prune: '0 5 * * *',
+};
+
+/** Minutes after midnight of each kind's first nightly backup; later targets of a kind follow every STAGGER_MINUTES. */
+export const BACKUP_START: Readonly<Record<string, number>> = { postgres: 2 * 60, clickhouse: 2 * 60 + 30, bucket: 3 * 60 };
+/** Kinds without an entry above (added later) start here. */
+export const OTHER_KINDS_START = 3 * 60 + 30;
+export const STAGGER_MINUTES = 10;
+
+export type ScheduleKind = 'backup' | 'drill' | 'prune';
+
+export interface DesiredSchedule {
+  id: string;
+  kind: ScheduleKind;
+  /** The target of a backup schedule. */
+  target?: string;
+  workflowType: 'backupWorkflow' | 'drillWorkflow' | 'pruneWorkflow';
+  args: [Record<string, unknown>];
+  /** Temporal appends the scheduled time: `backup/app-pg/scheduled-2026-11-23T02:00:00Z`. */
+  workflowIdPrefix: string;
+  cron: string;
+  timezone: string;
+  description: string;
+  /** Kept on the schedule: how `apply` recognises the schedules it owns. */
+  memo: { lifeboat: { idPrefix: string; kind: ScheduleKind; target?: string; description: string } };
+}
+
+/**
+ * Schedule ids and the prefix stay within letters, digits, '.', '_' and '-':
+ * the server takes any string, but the Web UI has mis-routed ids with '/',
+ * ':' or '@' in them, and target names already fit this alphabet.
+ */
+const ID_PREFIX = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$/;
+
+export function scheduleId(idPrefix: string, name: string): string {
+  return `${idPrefix}-${name}`;
+}
+
+/** `lifeboat-backup-app-pg` from `backup-app-pg` or itself; what people may type for a schedule. */
+export function resolveScheduleId(idPrefix: string, given: string): string {
+  return given.startsWith(`${idPrefix}-`) ? given : scheduleId(idPrefix, given);
+}
+
+function cronAt(minutes: number): string {
+  const m = minutes % (24 * 60);
+  return `${m % 60} ${Math.floor(m / 60)} * * *`;
+}
+
+/** The desired schedules, in a stable order: backups (config order), drill, prune. */
+export function desiredSchedules(targets: ReadonlyArray<{ name: string; kind: string }>, s: ScheduleSettings = DEFAULT_SCHEDULES): DesiredSchedule[] {
+  const out: DesiredSchedule[] = [];
+  const seen = new Map<string, number>();
+  // Workflow ids must not collide between two lifeboat deployments sharing a namespace.
+  const suffix = s.idPrefix === DEFAULT_SCHEDULES.idPrefix ? '' : `-${s.idPrefix}`;
+  const make = (kind: ScheduleKind, name: string, rest: Omit<DesiredSchedule, 'id' | 'kind' | 'timezone' | 'memo'>): DesiredSchedule => ({
+    id: scheduleId(s.idPrefix, name),
+    kind,
+    ...rest,
+    timezone: s.timezone,
+    memo: { lifeboat: { idPrefix: s.idPrefix, kind, ...(rest.target ? { target: rest.target } : {}), description: rest.description } },
+  });
+  for (const { name, kind } of targets) {
+    const group = kind in BACKUP_START ? kind : '(other)';
+    const index = seen.get(group) ?? 0;
+    seen.set(group, index + 1);
+    const override = s.backups[name];
+    if (override === false) continue;
+    const cron = override ?? cronAt((BACKUP_START[kind] ?? OTHER_KINDS_START) + STAGGER_MINUTES * index);
+    out.push(
+      make('backup', `backup-${name}`, {
+        target: name,
+        workflowType: 'backupWorkflow',
+        args: [{ targets: [name] }],
+        workflowIdPrefix: `backup/${name}/scheduled${suffix}`,
+        cron,
+        description: `nightly backup of ${name} (${kind})`,
+      }),
+    );
+  }
+  if (s.drill !== false) {
+    out.push(
+      make('drill', 'drill', { workflowType: 'drillWorkflow', args: [{ mode: s.drillMode }], workflowIdPrefix: `drill/scheduled${suffix}`, cron: s.drill, description: `nightly ${s.drillMode} drill of every target` }),
+    );
+  }
+  if (s.prune !== false) {
+    out.push(make('prune', 'prune', { workflowType: 'pruneWorkflow', args: [{}], workflowIdPrefix: `prune/scheduled${suffix}`, cron: s.prune, description: 'nightly prune by the retention policy' }));
+  }
+  return out;
+}
+
+// ---- the config section -------------------------------------------------
+
+type Bad = (field: string, why: string) => never;
+
+const CRON_FIELD = /^[A-Za-z0-9*?,/-]+$/;
+const CRON_SHORTHAND = /^@(yearly|annually|monthly|weekly|daily|midnight|hourly)$/;
+
+/** A light check (Temporal checks fully on apply): 5-7 fields, or a shorthand; no `TZ=` (use `timezone`). */
+export function isCron(v: string): boolean {
+  const t = v.trim();
+  if (CRON_SHORTHAND.test(t) || /^@every \d+[smhd](\/\d+[smhd])?$/.test(t)) return true;
+  const fields = t.split(/\s+/);
+  return fields.length >= 5 && fields.length <= 7 && fields.every((f) => CRON_FIELD.test(f));
+}
+
+export function isTimezone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function cronOrOff(field: string, v: unknown, fallback: string | false, bad: Bad): string | false {
+  if (v === undefined) return fallback;
+  if (v === false || v === 'off') return false;
+  if (typeof v !== 'string' || !isCron(v)) bad(field, 'must be a cron expression like "0 2 * * *" (minute hour day-of-month month day-of-week), or false for none');
+  return v.trim().replace(/\s+/g, ' ');
+}
+
+/** Parses `schedules:`; `bad` reports a field's problem in the config's words. */
+export function parseScheduleSettings(raw: unknown, targets: readonly string[], bad: Bad): ScheduleSettings {
+  const d = DEFAULT_SCHEDULES;
+  if (raw === undefined || raw === null) return { ...d, backups: {} };
+  if (typeof raw !== 'object' || Array.isArray(raw)) bad('schedules', 'must be a mapping');
+  const r = raw as Record<string, unknown>;
+  const known = ['idPrefix', 'timezone', 'enabled', 'backups', 'drill', 'drillMode', 'prune'];
+  for (const k of Object.keys(r)) if (!known.includes(k)) bad(`schedules.${k}`, `is not a schedules setting; known: ${known.join(', ')}`);
+
+  const idPrefix = r.idPrefix ?? d.idPrefix;
+  if (typeof idPrefix !== 'string' || !ID_PREFIX.test(idPrefix)) bad('schedules.idPrefix', "must be 1-40 letters, digits, '.', '_' or '-', starting with a letter or digit");
+  const timezone = r.timezone ?? d.timezone;
+  if (typeof timezone !== 'string' || !isTimezone(timezone)) bad('schedules.timezone', 'must be an IANA time zone name like UTC or Europe/Berlin');
+  if (r.enabled !== undefined && typeof r.enabled !== 'boolean') bad('schedules.enabled', 'must be true or false');
+  const drillMode = r.drillMode ?? d.drillMode;
+  if (drillMode !== 'scratch' && drillMode !== 'in-place') bad('schedules.drillMode', "must be 'scratch' or 'in-place'");
+
+  const backups: Record<string, string | false> = {};
+  if (r.backups !== undefined && r.backups !== null) {
+    if (typeof r.backups !== 'object' || Array.isArray(r.backups)) bad('schedules.backups', 'must map target names to cron expressions');
+    for (const [name, v] of Object.entries(r.backups as Record<string, unknown>)) {
+      if (!targets.includes(name)) bad(`schedules.backups.${name}`, `names no configured target; targets: ${targets.join(', ')}`);
+      backups[name] = cronOrOff(`schedules.backups.${name}`, v, false, bad);
+    }
+  }
+  return {
+    idPrefix,
+    timezone,
+    enabled: r.enabled ?? d.enabled,
+    backups,
+    drill: cronOrOff('schedules.drill', r.drill, d.drill, bad),
+    drillMode,
+    prune: cronOrOff('schedules.prune', r.prune, d.prune, bad),
+  };
+}
+
+// ---- reading back what Temporal has -------------------------------------
+
+/** A calendar field as Temporal describes it (the server compiles cron into these). */
+export interface CalendarRange {
+  start: number | string;
+  end: number | string;
+  step: number;
+}
+export interface CalendarDescription {
+  second: CalendarRange[];
+  minute: CalendarRange[];
+  hour: CalendarRange[];
+  dayOfMonth: CalendarRange[];
+  month: CalendarRange[];
+  year: CalendarRange[];
+  dayOfWeek: CalendarRange[];
+}
+
+const MONTHS = ['JANUARY', 'FEBRUARY', 'MARCH', 'APRIL', 'MAY', 'JUNE', 'JULY', 'AUGUST', 'SEPTEMBER', 'OCTOBER', 'NOVEMBER', 'DECEMBER'];
+const DAYS = ['SUNDAY', 'MONDAY', 'TUESDAY', 'WEDNESDAY', 'THURSDAY', 'FRIDAY', 'SATURDAY'];
+
+function num(v: number | string, names?: string[], base = 0): number {
+  if (typeof v === 'number') return v;
+  const i = names ? names.indexOf(v.toUpperCase()) : -1;
+  return i >= 0 ? i + base : Number(v);
+}
+
+function field(ranges: CalendarRange[], lo: number, hi: number, names?: string[], base = 0): string {
+  if (ranges.length === 0) return '*';
+  return ranges
+    .map((r) => {
+      const start = num(r.start, names, base);
+      const end = Math.max(start, num(r.end, names, base));
+      const step = r.step > 1 ? r.step : 1;
+      if (start === lo && end === hi) return step > 1 ? `*/${step}` : '*';
+      if (start === end) return String(start);
+      return `${start}-${end}${step > 1 ? `/${step}` : ''}`;
+    })
+    .join(',');
+}
+
+/** The cron expression a described calendar means: 5 fields, or 7 when seconds or years are set. */
+export function calendarToCron(c: CalendarDescription): string {
+  const five = [
+    field(c.minute, 0, 59),
+    field(c.hour, 0, 23),
+    field(c.dayOfMonth, 1, 31),
+    field(c.month, 1, 12, MONTHS, 1),
+    field(c.dayOfWeek, 0, 6, DAYS, 0),
+  ];
+  const second = field(c.second, 0, 59);
+  const year = field(c.year, Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY);
+  return second === '0' && year === '*' ? five.join(' ') : [second, ...five, year].join(' ');
+}
+
+const SHORTHANDS: Record<string, string> = {
+  '@yearly': '0 0 1 1 *',
+  '@annually': '0 0 1 1 *',
+  '@monthly': '0 0 1 * *',
+  '@weekly': '0 0 * * 0',
+  '@daily': '0 0 * * *',
+  '@midnight': '0 0 * * *',
+  '@hourly': '0 * * * *',
+};
+
+/**
+ * A cron expression in the form calendarToCron gives back, as far as cheaply
+ * possible (shorthands, month and day names); used to tell whether a schedule
+ * changed. A spelling it does not normalise only costs a needless update.
+ */
+export function normalizeCron(cron: string): string {
+  const t = cron.trim().replace(/\s+/g, ' ');
+  const s = SHORTHANDS[t.toLowerCase()] ?? t;
+  const f = s.split(' ');
+  if (f.length !== 5) return s;
+  const names = (v: string, list: string[], base: number) =>
+    v.replace(/[A-Za-z]+/g, (n) => {
+      const i = n.length >= 3 ? list.findIndex((x) => x.startsWith(n.toUpperCase().slice(0, 3))) : -1;
+      return i < 0 ? n : String(i + base);
+    });
+  f[3] = names(f[3]!, MONTHS, 1);
+  f[4] = names(f[4]!, DAYS, 0);
+  return f.join(' ');
+}
