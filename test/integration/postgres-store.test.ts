@@ -12,10 +12,15 @@ const store = new PostgresStore(env.config.file, target);
 const stages: string[] = [];
 const ctx: StoreContext = { signal: new AbortController().signal, progress: (p) => stages.push(p.stage), log: { info: () => undefined, warn: () => undefined } };
 
+/** The database's item (the target's first item is its globals). */
+async function dbItem() {
+  return (await store.items(ctx)).find((i) => i.name === db)!;
+}
+
 async function dump(): Promise<Buffer> {
-  const [item] = await store.items();
+  const item = await dbItem();
   let out = Buffer.alloc(0);
-  await store.backup(ctx, item!, async (plaintext) => {
+  await store.backup(ctx, item, async (plaintext) => {
     const chunks: Buffer[] = [];
     for await (const c of plaintext) chunks.push(c as Buffer);
     out = Buffer.concat(chunks);
@@ -41,8 +46,8 @@ test('probe reports the server and tool versions', async () => {
 test('a custom-format dump restores under another name', async () => {
   const bytes = await dump();
   expect(bytes.subarray(0, 5).toString()).toBe('PGDMP');
-  const [item] = await store.items();
-  await store.restore(ctx, item!, `${db}_copy`, Readable.from([bytes]));
+  const item = await dbItem();
+  await store.restore(ctx, item, `${db}_copy`, Readable.from([bytes]));
   expect(await countRows(env.config, `${db}_copy`)).toBe(300);
   expect(stages).toEqual(expect.arrayContaining(['dump', 'drop', 'restore']));
 });
@@ -56,8 +61,8 @@ test('markers: seeded, counted, idempotent for one nonce', async () => {
 
 test('a truncated dump fails the restore with pg_restore\'s own words', async () => {
   const bytes = await dump();
-  const [item] = await store.items();
-  const err = await store.restore(ctx, item!, `${db}_copy`, Readable.from([bytes.subarray(0, Math.floor(bytes.length / 2))])).catch((e: unknown) => e);
+  const item = await dbItem();
+  const err = await store.restore(ctx, item, `${db}_copy`, Readable.from([bytes.subarray(0, Math.floor(bytes.length / 2))])).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(LifeboatError);
   expect((err as LifeboatError).message).toMatch(/^pg_restore exited with code 1: pg_restore: error/);
 });
@@ -72,9 +77,9 @@ test('a wrong password is a permanent AuthFailed error that names the target', a
 });
 
 test('a missing database is reported by name and not retried', async () => {
-  const [item] = await store.items();
+  const item = await dbItem();
   const missing = new PostgresStore(env.config.file, { ...target, settings: { ...target.settings, databases: ['no_such_db_here'] } });
-  const err = (await missing.backup(ctx, { ...item!, name: 'no_such_db_here' }, async (s) => {
+  const err = (await missing.backup(ctx, { ...item, name: 'no_such_db_here' }, async (s) => {
     for await (const _ of s) void _;
   }).catch((e: unknown) => e)) as LifeboatError;
   expect(err.message).toMatch(/pg_dump exited with code 1: .*database "no_such_db_here" does not exist/);

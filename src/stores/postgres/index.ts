@@ -1,102 +1,171 @@
 import type { Readable } from 'node:stream';
-import { Client } from 'pg';
-import { resolveSecret, type TargetConfig } from '../../config';
+import type { TargetConfig } from '../../config';
 import { LifeboatError } from '../../errors';
-import { toolInput, toolOutput, toolText, type ToolRun } from '../child';
+import { toolInput, toolOutput, toolText } from '../child';
 import type { BackupItem, MarkerCount, ProbeResult, Store, StoreContext } from '../types';
-import { withPassfile } from './passfile';
-import { parsePostgresSettings, toolPath, type PostgresSettings } from './settings';
+import { PgConn } from './conn';
+import { databaseFacts, readDatabaseFacts, readGlobalsRoles, serverFacts, shortVersion, type DatabaseFacts } from './facts';
+import { dumpGlobals, globalsItem, GLOBALS_FORMAT, restoreGlobals, summarizeGlobals } from './globals';
+import { listDump } from './inspect';
+import { checkDatabase, major, type Findings } from './preflight';
+import { GLOBALS, parsePostgresSettings, toolPath, type PostgresSettings } from './settings';
+import { withSpool } from './spool';
 
 const MARKER_TABLE = 'lifeboat_drill_markers';
+const DUMP_FORMAT = 'pg_dump-custom';
 
-/** SQLSTATE classes that retrying cannot fix. */
 /** What pg_dump/pg_restore print for failures that a retry cannot fix. */
 const PERMANENT_TOOL_ERRORS = /does not exist|password authentication failed|permission denied|no pg_hba\.conf entry|server version mismatch|input file does not appear to be a valid archive/;
 
+/** SQLSTATEs that retrying cannot fix. */
 const PERMANENT_SQLSTATES = new Set(['28000', '28P01', '3D000', '42501', '42P01', '42601', '42704']);
 
+/**
+ * A PostgreSQL server: the roles and tablespaces (item `globals`, first) and
+ * each configured database (one custom-format dump each). Each dump is its
+ * own snapshot: databases are not consistent with each other.
+ */
 export class PostgresStore implements Store {
   readonly kind = 'postgres';
   readonly target: string;
   private readonly s: PostgresSettings;
+  private readonly conn: PgConn;
 
   constructor(configFile: string, t: TargetConfig) {
     this.target = t.name;
     this.s = parsePostgresSettings(configFile, t);
-  }
-
-  private password(): Promise<string | undefined> {
-    return this.s.password ? resolveSecret(this.s.password, `targets.${this.target}.password`) : Promise.resolve(undefined);
-  }
-
-  private async withClient<T>(database: string, fn: (c: Client) => Promise<T>): Promise<T> {
-    const c = new Client({ host: this.s.host, port: this.s.port, user: this.s.user, password: await this.password(), database });
-    try {
-      await c.connect();
-    } catch (err) {
-      throw this.describeConnectError(err, database);
-    }
-    try {
-      return await fn(c);
-    } finally {
-      await c.end().catch(() => undefined);
-    }
-  }
-
-  private describeConnectError(err: unknown, database: string): unknown {
-    const code = (err as { code?: string }).code;
-    const where = `postgres ${this.s.user}@${this.s.host}:${this.s.port}/${database} (target ${this.target})`;
-    if (code === '28P01' || code === '28000') return new LifeboatError('AuthFailed', `${where} refused the login: ${(err as Error).message}; check targets.${this.target}.user and password`);
-    if (code === '3D000') return new LifeboatError('DatabaseNotFound', `${where}: database does not exist`, true);
-    if (code === 'ECONNREFUSED') return new LifeboatError('Unreachable', `${where} is not reachable (connection refused); is the server up?`, false);
-    return err;
-  }
-
-  /** pg_dump/pg_restore with credentials from a passfile, never argv or a PGPASSWORD. */
-  private async runTool<T>(ctx: StoreContext, tool: string, args: string[], fn: (run: ToolRun) => Promise<T>): Promise<T> {
-    return withPassfile(this.s.host, this.s.port, this.s.user, await this.password(), (passfile) =>
-      fn({
-        tool,
-        path: toolPath(this.s, tool),
-        args: ['--host', this.s.host, '--port', String(this.s.port), '--username', this.s.user, '--no-password', ...args],
-        env: passfile ? { PGPASSFILE: passfile } : {},
-        signal: ctx.signal,
-      }),
-    );
+    this.conn = new PgConn(t.name, this.s);
   }
 
   async probe(ctx: StoreContext): Promise<ProbeResult> {
-    const serverVersion = await this.withClient(this.s.maintenanceDatabase, async (c) => (await c.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v);
+    const { serverVersion, readsPasswords } = await this.conn.withClient(this.s.maintenanceDatabase, async (c) => {
+      const r = await c.query<{ v: string; p: boolean }>("SELECT current_setting('server_version') AS v, has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS p");
+      return { serverVersion: r.rows[0]!.v, readsPasswords: r.rows[0]!.p };
+    });
+    const serverMajor = major(serverVersion);
     const tools: Record<string, string> = {};
-    for (const tool of ['pg_dump', 'pg_restore']) {
-      const out = await toolText({ tool, path: toolPath(this.s, tool), args: ['--version'], signal: ctx.signal });
-      tools[tool] = /(\d+(?:\.\d+)*)/.exec(out)?.[1] ?? out.trim();
+    // The dumping tools must be at least as new as the server; pg_restore and psql only read what they wrote.
+    const dumpers = this.s.globals ? ['pg_dump', 'pg_dumpall'] : ['pg_dump'];
+    for (const tool of [...dumpers, 'pg_restore', ...(this.s.globals ? ['psql'] : [])]) {
+      const { version, path } = await this.conn.toolVersion(ctx.signal, tool);
+      tools[tool] = version;
+      if (dumpers.includes(tool) && major(version) < serverMajor) {
+        throw new LifeboatError(
+          'ToolTooOld',
+          `${tool} ${version} (${path}) is older than the server of target ${this.target} (PostgreSQL ${shortVersion(serverVersion)} at ${this.conn.server}) and cannot dump it: ${tool} only dumps servers of its own major version or older. Install the PostgreSQL ${serverMajor} client tools on the worker (Debian/Ubuntu: postgresql-client-${serverMajor}) and, if they are not found in /usr/lib/postgresql/${serverMajor}/bin, set targets.${this.target}.binDir to their folder`,
+        );
+      }
     }
-    const serverMajor = parseInt(serverVersion, 10);
-    const dumpMajor = parseInt(tools.pg_dump ?? '0', 10);
-    if (dumpMajor < serverMajor) {
+    if (this.s.globals && this.s.globalsRolePasswords && !readsPasswords) {
       throw new LifeboatError(
-        'ToolTooOld',
-        `pg_dump ${tools.pg_dump} is older than the server of target ${this.target} (PostgreSQL ${serverVersion}) and cannot dump it; install postgresql-client-${serverMajor} or set targets.${this.target}.binDir`,
+        'PermissionDenied',
+        `user ${this.s.user} of target ${this.target} cannot read the roles' password hashes (pg_authid) that the globals backup includes: connect as a superuser, or set targets.${this.target}.globalsRolePasswords: false (roles are then restored without passwords), or globals: false`,
+        true,
       );
     }
-    return { serverVersion, tools, capabilities: ['pg_dump-custom'] };
+    const capabilities = [DUMP_FORMAT, ...(this.s.globals ? [GLOBALS_FORMAT] : []), ...(this.s.jobs > 1 ? [`pg_restore-jobs-${this.s.jobs}`] : [])];
+    return { serverVersion, tools, capabilities };
   }
 
-  async items(): Promise<BackupItem[]> {
-    return this.s.databases.map((db) => ({ item: `database:${db}`, name: db, file: `${db}.dump`, format: 'pg_dump-custom' }));
+  /** The globals first (a restore creates the roles before the databases that name them), then each database with its facts. */
+  async items(ctx?: StoreContext): Promise<BackupItem[]> {
+    const signal = ctx?.signal ?? new AbortController().signal;
+    const pgDump = (await this.conn.toolVersion(signal, 'pg_dump')).version;
+    const items: BackupItem[] = this.s.globals ? [await globalsItem(this.conn, signal)] : [];
+    for (const db of this.s.databases) {
+      const facts: DatabaseFacts = { ...(await this.conn.withClient(db, databaseFacts)), pgDump };
+      items.push({ item: `database:${db}`, name: db, file: `${db}.dump`, format: DUMP_FORMAT, meta: { ...facts } });
+    }
+    return items;
   }
 
   async backup(ctx: StoreContext, item: BackupItem, sink: (plaintext: Readable) => Promise<void>): Promise<void> {
     ctx.progress({ stage: 'dump', item: item.item });
-    await this.runTool(ctx, 'pg_dump', ['--format=custom', '--dbname', item.name], (run) => sink(toolOutput(run)));
+    if (item.format === GLOBALS_FORMAT) return dumpGlobals(this.conn, ctx, sink);
+    await this.conn.runTool(ctx, 'pg_dump', ['--format=custom', '--dbname', item.name], (run) => sink(toolOutput(run)));
+  }
+
+  /**
+   * Checks, without changing anything, that the items can be restored into
+   * this server: the extensions each database needs are available (and
+   * loaded), the roles its dump names exist (or come with a `globals` item
+   * among `items`), pg_restore can read the dump. Read-only; throws a
+   * permanent error listing every problem.
+   */
+  async preflight(ctx: StoreContext, items: BackupItem[]): Promise<void> {
+    const databases = items.filter((i) => i.format !== GLOBALS_FORMAT);
+    if (items.some((i) => i.format === GLOBALS_FORMAT)) await this.conn.toolVersion(ctx.signal, 'psql');
+    if (databases.length === 0) return;
+    const server = await this.conn.withClient(this.s.maintenanceDatabase, serverFacts);
+    const pgRestore = await this.conn.toolVersion(ctx.signal, 'pg_restore');
+    const comingRoles = new Set(items.filter((i) => i.format === GLOBALS_FORMAT).flatMap((i) => readGlobalsRoles(i.meta)));
+    const findings: Findings = { problems: [], warnings: [] };
+    for (const item of databases) {
+      const f = checkDatabase(item.name, readDatabaseFacts(item.meta), server, { noOwner: this.s.noOwner, noPrivileges: this.s.noPrivileges, pgRestore: pgRestore.version, pgRestorePath: pgRestore.path, comingRoles });
+      findings.problems.push(...f.problems);
+      findings.warnings.push(...f.warnings);
+    }
+    for (const w of findings.warnings) ctx.log.warn(w, { target: this.target });
+    if (findings.problems.length) {
+      const types = [...new Set(findings.problems.map((p) => p.type))];
+      throw new LifeboatError(
+        types.length === 1 ? types[0]! : 'PreflightFailed',
+        `restore of target ${this.target} (PostgreSQL ${server.serverVersion} at ${this.conn.server}) cannot go ahead: ${findings.problems.map((p) => p.message).join('; ')}. ${databases.length === 1 ? `Database '${databases[0]!.name}' was left as it was` : 'The databases were left as they were'}`,
+        true,
+      );
+    }
   }
 
   async restore(ctx: StoreContext, item: BackupItem, into: string, source: Readable): Promise<void> {
+    if (item.format === GLOBALS_FORMAT) return restoreGlobals(this.conn, ctx, into, source);
+    try {
+      if (this.s.globals && into === GLOBALS) {
+        throw new LifeboatError('InvalidName', `database '${item.name}' of target ${this.target} cannot be restored as '${GLOBALS}', the name of the target's roles item; choose another name`, true);
+      }
+      await this.preflight(ctx, [item]);
+    } catch (err) {
+      source.destroy();
+      throw err;
+    }
+    const facts = readDatabaseFacts(item.meta);
+    const args = ['--exit-on-error', ...(this.s.noOwner ? ['--no-owner'] : []), ...(this.s.noPrivileges ? ['--no-acl'] : []), '--dbname', into];
+    if (this.s.jobs <= 1) {
+      await this.recreate(ctx, into, facts);
+      ctx.progress({ stage: 'restore', item: item.item });
+      await this.conn.runTool(ctx, 'pg_restore', args, (run) => toolInput(run, source));
+    } else {
+      // The whole artifact is read (and authenticated) into the spool before the database is dropped.
+      const spool = { signal: ctx.signal, log: ctx.log, onBytes: (bytes: number) => ctx.progress({ stage: 'spool', item: item.item, bytes }) };
+      await withSpool(this.s.spoolDir, into, source, spool, async (path) => {
+        await this.recreate(ctx, into, facts);
+        ctx.progress({ stage: 'restore', item: item.item });
+        await this.conn.runTool(ctx, 'pg_restore', ['--jobs', String(this.s.jobs), ...args, path], toolText);
+      });
+    }
+    if (facts.extensions?.some((e) => e.name === 'timescaledb')) await this.conn.withClient(into, (c) => c.query('SELECT timescaledb_post_restore()'));
+  }
+
+  /** Drops `into` and creates it empty, owned as in the backup (unless noOwner). */
+  private async recreate(ctx: StoreContext, into: string, facts: Partial<DatabaseFacts>): Promise<void> {
     await this.drop(ctx, into);
-    await this.withClient(this.s.maintenanceDatabase, (c) => c.query(`CREATE DATABASE ${c.escapeIdentifier(into)} TEMPLATE template0`));
-    ctx.progress({ stage: 'restore', item: item.item });
-    await this.runTool(ctx, 'pg_restore', ['--exit-on-error', '--dbname', into], (run) => toolInput(run, source));
+    await this.conn.withClient(this.s.maintenanceDatabase, async (c) => {
+      let owner = '';
+      if (!this.s.noOwner && facts.owner) {
+        // CREATE DATABASE … OWNER needs membership in that role (a superuser has it).
+        const r = await c.query<{ ok: boolean }>("SELECT pg_has_role(current_user, oid, 'MEMBER') AS ok FROM pg_roles WHERE rolname = $1", [facts.owner]);
+        if (r.rows[0]?.ok) owner = ` OWNER ${c.escapeIdentifier(facts.owner)}`;
+        else ctx.log.warn(`database '${into}' is created owned by ${this.s.user}, not by '${facts.owner}' as in the backup: ${this.s.user} may not create databases for that role`, { target: this.target });
+      }
+      await c.query(`CREATE DATABASE ${c.escapeIdentifier(into)} TEMPLATE template0${owner}`);
+    });
+    const timescale = facts.extensions?.find((e) => e.name === 'timescaledb');
+    if (timescale) {
+      // Timescale's documented pg_restore procedure: the same extension version, restoring mode on.
+      await this.conn.withClient(into, async (c) => {
+        await c.query(`CREATE EXTENSION IF NOT EXISTS timescaledb VERSION ${c.escapeLiteral(timescale.version)}`);
+        await c.query('SELECT timescaledb_pre_restore()');
+      });
+    }
   }
 
   drillName(): string {
@@ -108,13 +177,15 @@ export class PostgresStore implements Store {
   }
 
   async drop(ctx: StoreContext, name: string): Promise<void> {
+    // Roles are server-wide and never dropped by lifeboat; no database can be named `globals` while they are backed up.
+    if (this.s.globals && name === GLOBALS) return;
     ctx.progress({ stage: 'drop', item: name });
     // WITH (FORCE) terminates the database's sessions first (PostgreSQL 13+).
-    await this.withClient(this.s.maintenanceDatabase, (c) => c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`));
+    await this.conn.withClient(this.s.maintenanceDatabase, (c) => c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`));
   }
 
   async seedMarkers(_ctx: StoreContext, name: string, count: number, nonce: string): Promise<void> {
-    await this.withClient(name, async (c) => {
+    await this.conn.withClient(name, async (c) => {
       await c.query(
         `CREATE TABLE IF NOT EXISTS ${MARKER_TABLE} (nonce text NOT NULL, seq integer NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (nonce, seq))`,
       );
@@ -123,12 +194,30 @@ export class PostgresStore implements Store {
   }
 
   async countMarkers(_ctx: StoreContext, name: string, nonce: string): Promise<MarkerCount> {
-    return this.withClient(name, async (c) => {
+    return this.conn.withClient(name, async (c) => {
       const exists = await c.query('SELECT to_regclass($1) IS NOT NULL AS ok', [MARKER_TABLE]);
       if (!exists.rows[0]?.ok) return { found: [] };
       const r = await c.query<{ seq: number }>(`SELECT seq FROM ${MARKER_TABLE} WHERE nonce = $1 ORDER BY seq`, [nonce]);
       return { found: r.rows.map((row) => row.seq) };
     });
+  }
+
+  /** A post-restore sanity query in `name` (default: the drill database), in a read-only transaction: true when its first value is true. */
+  async check(_ctx: StoreContext, name: string | undefined, query: string): Promise<boolean> {
+    return this.conn.withClient(name ?? this.s.drillDatabase, async (c) => {
+      await c.query('BEGIN READ ONLY');
+      try {
+        const r = await c.query({ text: query, rowMode: 'array' });
+        return (r.rows[0] as unknown[] | undefined)?.[0] === true;
+      } finally {
+        await c.query('ROLLBACK');
+      }
+    });
+  }
+
+  async inspect(ctx: StoreContext, item: BackupItem, plaintext: Readable): Promise<string> {
+    if (item.format === GLOBALS_FORMAT) return summarizeGlobals(plaintext);
+    return item.format === DUMP_FORMAT ? listDump(ctx, toolPath(this.s, 'pg_restore'), plaintext) : 'no inspection for this format';
   }
 
   isPermanent(err: unknown): boolean {

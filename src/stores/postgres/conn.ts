@@ -1,0 +1,67 @@
+import { Client } from 'pg';
+import { resolveSecret } from '../../config';
+import { LifeboatError } from '../../errors';
+import { toolText, type ToolRun } from '../child';
+import type { StoreContext } from '../types';
+import { withPassfile } from './passfile';
+import { toolPath, type PostgresSettings } from './settings';
+
+/** How the Postgres store reaches its server: SQL connections and the client tools. */
+export class PgConn {
+  constructor(
+    readonly target: string,
+    readonly s: PostgresSettings,
+  ) {}
+
+  /** `host:port`, for messages. */
+  get server(): string {
+    return `${this.s.host}:${this.s.port}`;
+  }
+
+  private password(): Promise<string | undefined> {
+    return this.s.password ? resolveSecret(this.s.password, `targets.${this.target}.password`) : Promise.resolve(undefined);
+  }
+
+  async withClient<T>(database: string, fn: (c: Client) => Promise<T>): Promise<T> {
+    const c = new Client({ host: this.s.host, port: this.s.port, user: this.s.user, password: await this.password(), database });
+    try {
+      await c.connect();
+    } catch (err) {
+      throw this.describeConnectError(err, database);
+    }
+    try {
+      return await fn(c);
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+  }
+
+  private describeConnectError(err: unknown, database: string): unknown {
+    const code = (err as { code?: string }).code;
+    const where = `postgres ${this.s.user}@${this.server}/${database} (target ${this.target})`;
+    if (code === '28P01' || code === '28000') return new LifeboatError('AuthFailed', `${where} refused the login: ${(err as Error).message}; check targets.${this.target}.user and password`);
+    if (code === '3D000') return new LifeboatError('DatabaseNotFound', `${where}: database does not exist`, true);
+    if (code === 'ECONNREFUSED') return new LifeboatError('Unreachable', `${where} is not reachable (connection refused); is the server up?`, false);
+    return err;
+  }
+
+  /** A client tool with credentials from a passfile, never argv or a PGPASSWORD. */
+  async runTool<T>(ctx: StoreContext, tool: string, args: string[], fn: (run: ToolRun) => Promise<T>): Promise<T> {
+    return withPassfile(this.s.host, this.s.port, this.s.user, await this.password(), (passfile) =>
+      fn({
+        tool,
+        path: toolPath(this.s, tool),
+        args: ['--host', this.s.host, '--port', String(this.s.port), '--username', this.s.user, '--no-password', ...args],
+        env: passfile ? { PGPASSFILE: passfile } : {},
+        signal: ctx.signal,
+      }),
+    );
+  }
+
+  /** A tool's version (`15.18`) and the path it was run from. */
+  async toolVersion(signal: AbortSignal, tool: string): Promise<{ version: string; path: string }> {
+    const path = toolPath(this.s, tool);
+    const out = await toolText({ tool, path, args: ['--version'], signal });
+    return { version: /(\d+(?:\.\d+)*)/.exec(out)?.[1] ?? out.trim(), path };
+  }
+}
