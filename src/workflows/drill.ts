@@ -4,6 +4,7 @@ import { makeBackupId } from '../domain/names';
 import type { DrillInput, DrillResult, DrillStoreResult, TargetRef } from '../domain/plan';
 import { quick } from './activities';
 import { backupWorkflow } from './backup';
+import { withOutcome } from './visibility';
 import { trackProgress, type Tracker } from './progress';
 import { restoreWorkflow } from './restore';
 
@@ -17,6 +18,10 @@ type Seed = { name: string; count: number; scratch: string };
  * drill, passed or failed, is recorded in the repository for `lifeboat report`.
  */
 export async function drillWorkflow(input: DrillInput = {}): Promise<DrillResult> {
+  return withOutcome(() => drillBody(input));
+}
+
+async function drillBody(input: DrillInput = {}): Promise<DrillResult> {
   const progress = trackProgress('seed');
   const startedAt = new Date().toISOString();
   const mode = input.mode ?? 'scratch';

@@ -1,5 +1,6 @@
 import type { PruneInput, PruneResult, TargetPruneResult } from '../domain/plan';
 import { quick } from './activities';
+import { withOutcome } from './visibility';
 import { trackProgress } from './progress';
 
 /**
@@ -8,6 +9,10 @@ import { trackProgress } from './progress';
  * under Object Lock are skipped and reported. `dryRun` deletes nothing.
  */
 export async function pruneWorkflow(input: PruneInput = {}): Promise<PruneResult> {
+  return withOutcome(() => pruneBody(input));
+}
+
+async function pruneBody(input: PruneInput = {}): Promise<PruneResult> {
   const progress = trackProgress('plan');
   const dryRun = input.dryRun === true;
   const refs = await quick.describeTargets({ targets: input.targets });

@@ -3,6 +3,7 @@ import { validateBackupId } from '../domain/names';
 import type { ArtifactVerification, TargetVerification, VerifyInput, VerifyResult } from '../domain/plan';
 import { quick, transfer } from './activities';
 import { check, trackProgress } from './progress';
+import { withOutcome } from './visibility';
 
 /**
  * Proves a backup can be restored without touching any database: every
@@ -11,6 +12,10 @@ import { check, trackProgress } from './progress';
  * check is a result (ok: false), not a failed run.
  */
 export async function verifyWorkflow(input: VerifyInput): Promise<VerifyResult> {
+  return withOutcome(() => verifyBody(input));
+}
+
+async function verifyBody(input: VerifyInput): Promise<VerifyResult> {
   const progress = trackProgress('plan');
   const backupId = check(() => validateBackupId(input.backupId));
   const plan = await quick.planRestore({ backupId, targets: input.targets });

@@ -1,3 +1,5 @@
+import { Client, Connection } from '@temporalio/client';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -60,6 +62,16 @@ test('lifeboat drill --json prints one JSON object with the markers and times of
   expect(out.stores[0].backupSeconds).toBeGreaterThan(0);
   expect(out.stores[0].restoreSeconds).toBeGreaterThan(0);
   expect(out.stores[0].artifactBytes).toBeGreaterThan(0);
+
+  // The run is tagged for the Web UI and `temporal workflow list --query`.
+  const connection = await Connection.connect({ address: env.config.temporal.address });
+  try {
+    const d = await new Client({ connection }).workflow.getHandle(out.workflowId).describe();
+    const sa = (name: string) => d.typedSearchAttributes.get(defineSearchAttributeKey(name, SearchAttributeType.KEYWORD));
+    expect([sa('LifeboatOperation'), sa('LifeboatTarget'), sa('LifeboatKind'), sa('LifeboatOutcome')]).toEqual(['drill', 'app-pg', 'postgres', 'success']);
+  } finally {
+    await connection.close();
+  }
 
   const ls = await lifeboat('ls', '--json');
   expect(JSON.parse(ls.stdout).backups).toEqual([expect.objectContaining({ backupId: out.backupId, target: 'app-pg', kind: 'postgres', encryption: 'age' })]);
