@@ -1,10 +1,15 @@
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { randomBytes } from 'node:crypto';
 import type { Config } from '../../src/config';
 import { createWorker } from '../../src/worker';
 
 export interface Harness {
   client: Client;
   taskQueue: string;
+  /** Starts a workflow on the harness's task queue under a fresh id. */
+  start<T>(type: string, input: unknown): Promise<{ handle: WorkflowHandle; result: Promise<T> }>;
+  /** Starts a workflow and waits for its result. */
+  run<T>(type: string, input: unknown): Promise<T>;
   stop(): Promise<void>;
 }
 
@@ -13,9 +18,17 @@ export async function startHarness(config: Config): Promise<Harness> {
   const { worker, connection } = await createWorker(config);
   const running = worker.run();
   const clientConnection = await Connection.connect({ address: config.temporal.address });
+  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
+  const taskQueue = config.temporal.taskQueue;
+  const start = async <T>(type: string, input: unknown) => {
+    const handle = await client.workflow.start(type, { taskQueue, workflowId: `${type}/${taskQueue}/${randomBytes(3).toString('hex')}`, args: [input] });
+    return { handle, result: handle.result() as Promise<T> };
+  };
   return {
-    client: new Client({ connection: clientConnection, namespace: config.temporal.namespace }),
-    taskQueue: config.temporal.taskQueue,
+    client,
+    taskQueue,
+    start,
+    run: async <T>(type: string, input: unknown) => (await start<T>(type, input)).result,
     async stop() {
       worker.shutdown();
       await running;

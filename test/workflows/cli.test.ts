@@ -1,10 +1,10 @@
 import { Client, Connection } from '@temporalio/client';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { lifeboat as run } from '../helpers/cli';
 import { stackConfig, testEnv } from '../helpers/env';
 import { createDatabase, dropDatabase, seedApp } from '../helpers/pg';
 
@@ -17,13 +17,7 @@ const db = env.databases[0]!;
 let dir: string;
 let configFile: string;
 
-function lifeboat(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('node', [join(__dirname, '../../bin/lifeboat'), '--config', configFile, ...args], { encoding: 'utf8' }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const lifeboat = (...args: string[]) => run(configFile, ...args);
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'lifeboat-cli-'));
@@ -98,9 +92,7 @@ test('a restore of an unknown backup exits non-zero and says so', async () => {
 });
 
 test('a config that cannot be read is a usage error that says where to look', async () => {
-  const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
-    execFile('node', [join(__dirname, '../../bin/lifeboat'), '--config', join(dir, 'nope.yaml'), 'ls'], (err, _o, stderr) => resolve({ code: (err as { code?: number } | null)?.code ?? 0, stderr })),
-  );
+  const r = await run(join(dir, 'nope.yaml'), 'ls');
   expect(r.code).toBe(2);
   expect(r.stderr).toContain(`cannot read config ${join(dir, 'nope.yaml')} (ENOENT)`);
 });

@@ -17,13 +17,8 @@ let h: Harness;
 
 const newId = () => makeBackupId(new Date(), randomBytes(2).toString('hex'));
 
-function start<T>(type: string, input: unknown, id = `${type}/${env.taskQueue}/${randomBytes(3).toString('hex')}`) {
-  return h.client.workflow.start(type, { taskQueue: h.taskQueue, workflowId: id, args: [input] }).then((handle) => ({ handle, result: handle.result() as Promise<T> }));
-}
-
-async function run<T>(type: string, input: unknown): Promise<T> {
-  return (await start<T>(type, input)).result;
-}
+const start = <T>(type: string, input: unknown) => h.start<T>(type, input);
+const run = <T>(type: string, input: unknown) => h.run<T>(type, input);
 
 beforeAll(async () => {
   h = await startHarness(config);

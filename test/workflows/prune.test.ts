@@ -23,10 +23,7 @@ let h: Harness;
 
 const id = (day: number) => `202610${String(day).padStart(2, '0')}T020000Z-${randomBytes(2).toString('hex')}`;
 
-async function run<T>(harness: Harness, type: string, input: unknown): Promise<T> {
-  const handle = await harness.client.workflow.start(type, { taskQueue: harness.taskQueue, workflowId: `${type}/${env.taskQueue}/${randomBytes(3).toString('hex')}`, args: [input] });
-  return (await handle.result()) as T;
-}
+const run = <T>(harness: Harness, type: string, input: unknown) => harness.run<T>(type, input);
 
 beforeAll(async () => {
   await createDatabase(config, db);

@@ -1,10 +1,9 @@
-import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { DrillResult } from '../../src/domain/plan';
+import { lifeboat as run } from '../helpers/cli';
 import { stackConfig, testEnv, withTaskQueue } from '../helpers/env';
 import { createDatabase, dropDatabase, seedApp } from '../helpers/pg';
 import { startHarness, type Harness } from '../helpers/temporal';
@@ -21,17 +20,10 @@ let h: Harness;
 let dir: string;
 let configFile: string;
 
-function lifeboat(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('node', [join(__dirname, '../../bin/lifeboat'), '--config', configFile, ...args], { encoding: 'utf8' }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const lifeboat = (...args: string[]) => run(configFile, ...args);
 
 async function drill(): Promise<DrillResult> {
-  const handle = await h.client.workflow.start('drillWorkflow', { taskQueue: h.taskQueue, workflowId: `drill/${env.taskQueue}/${randomBytes(3).toString('hex')}`, args: [{ mode: 'scratch' }] });
-  return (await handle.result()) as DrillResult;
+  return h.run<DrillResult>('drillWorkflow', { mode: 'scratch' });
 }
 
 beforeAll(async () => {

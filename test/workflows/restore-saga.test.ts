@@ -39,10 +39,7 @@ function withTarget(c: Config, patch: Partial<TargetConfig>): Config {
 const logged = async () => (await readFile(log, 'utf8').catch(() => '')).trim().split('\n').filter(Boolean);
 const newId = () => makeBackupId(new Date(), randomBytes(2).toString('hex'));
 
-async function start<T>(type: string, input: unknown) {
-  const handle = await h.client.workflow.start(type, { taskQueue: h.taskQueue, workflowId: `${type}/${env.taskQueue}/${randomBytes(3).toString('hex')}`, args: [input] });
-  return { handle, result: handle.result() as Promise<T> };
-}
+const start = <T>(type: string, input: unknown) => h.start<T>(type, input);
 
 async function stageOf(handle: { query: <R>(q: string) => Promise<R> }, stage: string): Promise<void> {
   for (let i = 0; i < 100; i++) {

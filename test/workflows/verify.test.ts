@@ -18,10 +18,7 @@ const config = withTaskQueue(env.config, env.taskQueue);
 const db = env.databases[0]!;
 let h: Harness;
 
-async function run<T>(type: string, input: unknown): Promise<T> {
-  const handle = await h.client.workflow.start(type, { taskQueue: h.taskQueue, workflowId: `${type}/${env.taskQueue}/${randomBytes(3).toString('hex')}`, args: [input] });
-  return (await handle.result()) as T;
-}
+const run = <T>(type: string, input: unknown) => h.run<T>(type, input);
 
 async function backup(): Promise<string> {
   const backupId = makeBackupId(new Date(), randomBytes(2).toString('hex'));
