@@ -166,7 +166,7 @@ export function createActivities(config: Config) {
           sealedFor: manifest.encryption.recipients,
         });
         return { bytes: record.bytes, inspected };
-      });
+      }, await scope(input.target));
     },
 
     /** Stores a verification result next to the backup (after its manifest). Idempotent. */
@@ -262,6 +262,12 @@ export function createActivities(config: Config) {
         }
         return { passed };
       });
+    },
+
+    /** After a prune: stored objects no backup references any more (a bucket's pool). Idempotent. */
+    async collectGarbage(input: { target: string }): Promise<{ deleted: number; locked: number }> {
+      const store = openStore(config, input.target);
+      return inActivity(store, async (ctx) => (store.collectGarbage ? store.collectGarbage(ctx) : { deleted: 0, locked: 0 }), await scope(input.target));
     },
 
     /** Keeps a drill's result in the repository for `lifeboat report`. Idempotent. */

@@ -177,6 +177,8 @@ export interface TargetPruneResult {
   /** Skipped because an Object Lock retention still protects them. */
   locked: Array<{ backupId: string; until: string }>;
   incomplete: string[];
+  /** Stored objects no backup references any more, deleted (bucket targets). */
+  garbageDeleted: number;
 }
 
 export interface PruneResult {

@@ -1,5 +1,7 @@
 import { targetOf, type Config } from '../config';
 import { LifeboatError } from '../errors';
+import { BucketStore } from './bucket';
+import { ClickhouseStore } from './clickhouse';
 import { PostgresStore } from './postgres';
 import type { Store } from './types';
 
@@ -8,6 +10,8 @@ export * from './types';
 /** One line per kind: adding a kind is adding its folder and a line here. */
 const KINDS: Record<string, (configFile: string, t: ReturnType<typeof targetOf>) => Store> = {
   postgres: (file, t) => new PostgresStore(file, t),
+  bucket: (file, t) => new BucketStore(file, t),
+  clickhouse: (file, t) => new ClickhouseStore(file, t),
 };
 
 export function openStore(config: Config, target: string): Store {

@@ -121,6 +121,12 @@ export interface Store {
    * item) and says whether its first column of the first row is true. Read-only.
    */
   check?(ctx: StoreContext, name: string | undefined, query: string): Promise<boolean>;
+  /**
+   * Optional, for kinds that share stored objects between backups (a bucket's
+   * pool): deletes what no remaining backup references and no Object Lock
+   * protects. Runs after prune, while the target is held. Idempotent.
+   */
+  collectGarbage?(ctx: StoreContext): Promise<{ deleted: number; locked: number }>;
   /** Errors that retrying cannot fix: auth failures, missing objects, bad input. */
   isPermanent(err: unknown): boolean;
 }

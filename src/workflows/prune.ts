@@ -1,12 +1,17 @@
 import type { PruneInput, PruneResult, TargetPruneResult } from '../domain/plan';
 import { quick } from './activities';
+import { holdTargets } from './lock';
+import { trackProgress, type Tracker } from './progress';
 import { withOutcome } from './visibility';
-import { trackProgress } from './progress';
+
+/** How long a prune waits for a backup or restore of a target to finish. */
+const LOCK_WAIT_SECONDS = 3600;
 
 /**
  * Retention: grandfather-father-son per target (config `retention`), never the
  * newest verified backup, whole backups only, manifest first; backups still
- * under Object Lock are skipped and reported. `dryRun` deletes nothing.
+ * under Object Lock are skipped and reported; then stored objects no backup
+ * references any more (a bucket's pool) are collected. `dryRun` deletes nothing.
  */
 export async function pruneWorkflow(input: PruneInput = {}): Promise<PruneResult> {
   return withOutcome(() => pruneBody(input));
@@ -18,27 +23,39 @@ async function pruneBody(input: PruneInput = {}): Promise<PruneResult> {
   const refs = await quick.describeTargets({ targets: input.targets });
   const targets: TargetPruneResult[] = [];
   for (const { target } of refs) {
-    const plan = await quick.planPrune({ target });
-    const result: TargetPruneResult = {
-      target,
-      kept: plan.decisions.filter((d) => d.keep).map((d) => ({ backupId: d.backupId, reasons: d.reasons })),
-      deleted: [],
-      locked: [],
-      incomplete: plan.incomplete,
-    };
-    const doomed = [...plan.decisions.filter((d) => !d.keep).map((d) => d.backupId), ...plan.incomplete];
-    for (const backupId of doomed) {
-      if (dryRun) {
-        result.deleted.push(backupId);
-        continue;
-      }
-      progress.set('delete', `${target}/${backupId}`);
-      const r = await quick.deleteBackup({ target, backupId });
-      if (r.deleted) result.deleted.push(backupId);
-      else result.locked.push({ backupId, until: r.lockedUntil ?? '' });
+    // Held like a backup holds it: a running backup's new objects are not garbage yet.
+    const held = dryRun ? undefined : await holdTargets([target], 'prune', LOCK_WAIT_SECONDS, (t) => progress.set('waiting', `target ${t} is busy`));
+    try {
+      targets.push(await pruneTarget(target, dryRun, progress));
+    } finally {
+      await held?.release();
     }
-    targets.push(result);
   }
   progress.set('done');
   return { dryRun, targets };
+}
+
+async function pruneTarget(target: string, dryRun: boolean, progress: Tracker): Promise<TargetPruneResult> {
+  const plan = await quick.planPrune({ target });
+  const result: TargetPruneResult = {
+    target,
+    kept: plan.decisions.filter((d) => d.keep).map((d) => ({ backupId: d.backupId, reasons: d.reasons })),
+    deleted: [],
+    locked: [],
+    incomplete: plan.incomplete,
+    garbageDeleted: 0,
+  };
+  const doomed = [...plan.decisions.filter((d) => !d.keep).map((d) => d.backupId), ...plan.incomplete];
+  for (const backupId of doomed) {
+    if (dryRun) {
+      result.deleted.push(backupId);
+      continue;
+    }
+    progress.set('delete', `${target}/${backupId}`);
+    const r = await quick.deleteBackup({ target, backupId });
+    if (r.deleted) result.deleted.push(backupId);
+    else result.locked.push({ backupId, until: r.lockedUntil ?? '' });
+  }
+  if (!dryRun) result.garbageDeleted = (await quick.collectGarbage({ target })).deleted;
+  return result;
 }

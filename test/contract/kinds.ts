@@ -14,6 +14,8 @@ export interface ContractKind {
   teardown(): Promise<void>;
 }
 
+import { bucketKind } from './bucket-kind';
+import { clickhouseKind } from './clickhouse-kind';
 import { postgresKind } from './postgres-kind';
 
-export const KINDS: ContractKind[] = [postgresKind];
+export const KINDS: ContractKind[] = [postgresKind, bucketKind, clickhouseKind];

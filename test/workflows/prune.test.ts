@@ -6,6 +6,7 @@ import type { PruneResult } from '../../src/domain/plan';
 import { openRepository } from '../../src/repo';
 import { listBackups } from '../../src/repo/catalog';
 import { s3Client } from '../../src/repo/s3';
+import { adminClient, bucketEnv, bucketTarget, createBucket, removeBucket, uniqueBucket } from '../contract/bucket-kind';
 import { testEnv, withTaskQueue } from '../helpers/env';
 import { createDatabase, dropDatabase, seedApp } from '../helpers/pg';
 import { startHarness, type Harness } from '../helpers/temporal';
@@ -100,5 +101,45 @@ describe('Object Lock', () => {
     expect(t.deleted).toEqual([]);
     expect(t.locked).toEqual([{ backupId: older, until: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) }]);
     expect((await listBackups(await openRepository(locked), ['app-pg'])).map((b) => b.backupId)).toEqual([older, newer]);
+  });
+});
+
+describe('a bucket target\'s object pool', () => {
+  const benv = bucketEnv('prunebk');
+  const bucket = uniqueBucket('prune');
+  const bconfig: Config = {
+    ...withTaskQueue(benv.config, `${env.taskQueue}-bk`),
+    retention: { keepLast: 1, daily: 0, weekly: 0, monthly: 0 },
+    targets: new Map([['files', bucketTarget(benv.repo, 'files', bucket)]]),
+  };
+  let admin: S3Client;
+  beforeAll(async () => {
+    admin = await adminClient(benv.repo);
+    await createBucket(admin, bucket);
+    for (const k of ['a.txt', 'b.txt', 'c.txt']) await admin.send(new PutObjectCommand({ Bucket: bucket, Key: k, Body: `first ${k}` }));
+    h = await startHarness(bconfig);
+  });
+  afterAll(async () => {
+    await h?.stop();
+    await removeBucket(admin, bucket);
+  });
+
+  test('prune deletes the stored objects only the pruned backups referenced, and the kept backup still restores', async () => {
+    const [older, newer] = [id(20), id(21)];
+    await h.run('backupWorkflow', { backupId: older });
+    await admin.send(new PutObjectCommand({ Bucket: bucket, Key: 'b.txt', Body: 'second b.txt' }));
+    await h.run('backupWorkflow', { backupId: newer });
+    const repo = await openRepository(bconfig);
+    const pool = async () => (await repo.list('files/objects')).length;
+    expect(await pool()).toBe(4); // a, b (first), b (second), c
+
+    const r = await h.run<PruneResult>('pruneWorkflow', {});
+    expect(r.targets[0]).toMatchObject({ deleted: [older], garbageDeleted: 1 });
+    expect(await pool()).toBe(3);
+
+    await admin.send(new PutObjectCommand({ Bucket: bucket, Key: 'b.txt', Body: 'third b.txt' }));
+    await h.run('restoreWorkflow', { backupId: newer, yes: true });
+    const got = await admin.send(new GetObjectCommand({ Bucket: bucket, Key: 'b.txt' }));
+    expect(await got.Body!.transformToString()).toBe('second b.txt');
   });
 });
