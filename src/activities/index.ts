@@ -6,7 +6,7 @@ import { artifactKey, manifestKey, verificationKey } from '../domain/layout';
 import type { ArtifactRecord, Manifest } from '../domain/manifest';
 import { manifestBytes } from '../domain/manifest';
 import { checkMarkers, MARKERS_PER_KIND, type MarkerResult } from '../domain/markers';
-import { validateName } from '../domain/names';
+import { validateName, validateSubPrefix } from '../domain/names';
 import type { DrillRecord, PlannedArtifact, RestoreInput, RestorePlan, TargetPrunePlan, TargetRef, TargetVerification } from '../domain/plan';
 import { LifeboatError, messageOf } from '../errors';
 import { openRepository, type Repository } from '../repo';
@@ -112,7 +112,7 @@ export function createActivities(config: Config) {
     },
 
     /** Reads the manifests and says what a restore would do. Read-only. */
-    async planRestore(input: Pick<RestoreInput, 'backupId' | 'targets' | 'only' | 'into'>): Promise<RestorePlan> {
+    async planRestore(input: Pick<RestoreInput, 'backupId' | 'targets' | 'only' | 'into' | 'subPrefix'>): Promise<RestorePlan> {
       return inActivity(null, async () => {
         const r = await repo();
         const targets = [];
@@ -132,7 +132,11 @@ export function createActivities(config: Config) {
             throw new LifeboatError('ArtifactNotFound', `backup '${input.backupId}' of target '${target}' has no ${missing.join(', ')}; it has ${m.artifacts.map((a) => a.name).join(', ')}`);
           }
           const artifacts: PlannedArtifact[] = m.artifacts.filter((a) => !only || only.includes(a.name)).map((a) => ({ file: a.file, item: a.item, name: a.name, into: validateName('restore name', renames[a.name] ?? a.name), bytes: a.bytes }));
-          targets.push({ target, kind, serverVersion: m.server.version, artifacts, bytes: manifestBytes(m) });
+          const sub = input.subPrefix?.[target];
+          if (sub !== undefined && kind !== 'bucket') {
+            throw new LifeboatError('ConfigError', `target '${target}' is a ${kind} target: only bucket targets restore a sub-prefix`);
+          }
+          targets.push({ target, kind, serverVersion: m.server.version, artifacts, bytes: manifestBytes(m), ...(sub !== undefined ? { subPrefix: validateSubPrefix(sub) } : {}) });
         }
         if (targets.length === 0) {
           throw new LifeboatError('BackupNotFound', `backup '${input.backupId}' does not exist for any configured target (${names.join(', ')}) in ${r.url('')}; run 'lifeboat ls' to see the backups`);
@@ -178,7 +182,7 @@ export function createActivities(config: Config) {
     },
 
     /** Drops and recreates `into`, then restores the artifact. Idempotent: a retry starts from a clean database. */
-    async restoreItem(input: { target: string; backupId: string; file: string; into: string }): Promise<{ seconds: number }> {
+    async restoreItem(input: { target: string; backupId: string; file: string; into: string; subPrefix?: string }): Promise<{ seconds: number }> {
       const store = openStore(config, input.target);
       return inActivity(store, async (ctx) => {
         const started = performance.now();
@@ -188,7 +192,8 @@ export function createActivities(config: Config) {
         const plaintext = await readArtifact(r, artifactKey(input.target, input.backupId, input.file), record, identities, ctx.signal);
         const counted = plaintext.pipe(counter((n) => ctx.progress({ stage: 'restore', item: record.item, bytes: n })));
         plaintext.on('error', (err) => counted.destroy(err));
-        await store.restore(ctx, itemOf(record), validateName('restore name', input.into), counted);
+        const options = input.subPrefix !== undefined ? { subPrefix: validateSubPrefix(input.subPrefix) } : undefined;
+        await store.restore(ctx, itemOf(record), validateName('restore name', input.into), counted, options);
         return { seconds: seconds(started) };
       }, await scope(input.target));
     },

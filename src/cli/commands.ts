@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
 import type { Config } from '../config';
-import { makeBackupId, validateBackupId, validateName } from '../domain/names';
+import { makeBackupId, validateBackupId, validateName, validateSubPrefix } from '../domain/names';
 import type { BackupResult, DrillMode, DrillResult, PruneResult, RestoreInput, RestoreResult, VerifyResult } from '../domain/plan';
 import { LifeboatError } from '../errors';
 import { openRepository } from '../repo';
@@ -48,7 +48,7 @@ export async function restore(
   config: Config,
   out: Output,
   backupId: string,
-  o: { target: string[]; only: string[]; as?: string; yes?: boolean; dryRun?: boolean; approvalTimeout?: string } & RunOptions,
+  o: { target: string[]; only: string[]; as?: string; prefix?: string; yes?: boolean; dryRun?: boolean; approvalTimeout?: string } & RunOptions,
 ): Promise<Status> {
   validateBackupId(backupId);
   o.target.forEach((t) => validateName('target', t));
@@ -67,6 +67,10 @@ export async function restore(
       input.into = { [target]: { [only[0]!]: validateName('--as', o.as) } };
     }
   }
+  if (o.prefix !== undefined) {
+    if (o.target.length !== 1) throw new LifeboatError('ConfigError', '--prefix needs exactly one --target (a bucket target)');
+    input.subPrefix = { [o.target[0]!]: validateSubPrefix(o.prefix) };
+  }
   if (o.approvalTimeout) input.approvalTimeoutSeconds = Number.parseInt(o.approvalTimeout, 10);
   const label = o.target.length ? o.target.join('+') : 'all';
   const workflowId = `restore/${label}/${backupId}${o.dryRun ? `/dry-run-${randomBytes(2).toString('hex')}` : ''}`;
@@ -77,7 +81,7 @@ export async function restore(
       ? [
           `restore plan for ${v.backupId} (dry run: nothing was changed)`,
           ...v.plan.targets.flatMap((t) => [
-            `  ${t.target} (${t.kind}, from server ${t.serverVersion}): stop its writers, then drop and restore:`,
+            `  ${t.target} (${t.kind}, from server ${t.serverVersion}): stop its writers, then drop and restore${t.subPrefix ? ` only what is under ${t.subPrefix}` : ''}:`,
             ...t.artifacts.map((a) => `    ${a.name === a.into ? a.name : `${a.name} -> ${a.into}`}  from ${a.file}  ${bytes(a.bytes)}`),
           ]),
           `  ${bytes(v.plan.bytes)} in all`,

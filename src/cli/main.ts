@@ -61,12 +61,13 @@ program
   .option('--target <name>', 'restore only this target (repeatable)', collect, [])
   .option('--only <name>', "restore only this item of the --target, e.g. one database (repeatable)", collect, [])
   .option('--as <name>', 'restore the one --only item under another name')
+  .option('--prefix <sub-prefix>', 'bucket targets: restore only the objects under this sub-prefix, e.g. one tenant (tenant-a/)')
   .option('--yes', 'proceed without waiting for the approve signal')
   .option('--dry-run', 'print the plan (what would be stopped, dropped, restored, how many bytes); change nothing')
   .option('--approval-timeout <seconds>', 'how long to wait for approval before giving up (default 3600)')
   .addOption(withWorker)
   .action(
-    action((c, o, id: string, opts: { target: string[]; only: string[]; as?: string; yes?: boolean; dryRun?: boolean; approvalTimeout?: string; withWorker?: boolean }) =>
+    action((c, o, id: string, opts: { target: string[]; only: string[]; as?: string; prefix?: string; yes?: boolean; dryRun?: boolean; approvalTimeout?: string; withWorker?: boolean }) =>
       cmd.restore(c, o, id, opts),
     ),
   );

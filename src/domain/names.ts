@@ -42,3 +42,18 @@ export function backupIdTime(id: string): Date {
   const s = m![1]!;
   return new Date(`${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)}T${s.slice(9, 11)}:${s.slice(11, 13)}:${s.slice(13, 15)}Z`);
 }
+
+/** A sub-prefix inside a bucket target, e.g. `tenant-a/`: relative, no `..` segments, no control characters. */
+export function validateSubPrefix(value: unknown): string {
+  const ok =
+    typeof value === 'string' &&
+    value.length > 0 &&
+    value.length <= 512 &&
+    !value.startsWith('/') &&
+    !/[\x00-\x1f\x7f]/.test(value) &&
+    value.split('/').every((seg, i, all) => (seg !== '' || i === all.length - 1) && seg !== '.' && seg !== '..');
+  if (!ok) {
+    throw new LifeboatError('InvalidName', `sub-prefix ${JSON.stringify(String(value).slice(0, 80))} is not valid: give a relative path like 'tenant-a/', without '..', '.', empty segments or control characters`);
+  }
+  return value;
+}

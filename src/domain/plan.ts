@@ -34,6 +34,8 @@ export interface RestoreInput {
   targets?: string[];
   /** Restore only these items (by name) of a target: `{ "app-pg": ["app"] }`; all when omitted. */
   only?: Record<string, string[]>;
+  /** Bucket targets: restore only objects under a sub-prefix, e.g. one tenant: `{ "bundles": "tenant-a/" }`. */
+  subPrefix?: Record<string, string>;
   /** Restore under other names: `{ "app-pg": { "app": "app_copy" } }`. */
   into?: Record<string, Record<string, string>>;
   /** Proceed without waiting for an `approve` signal. */
@@ -56,6 +58,8 @@ export interface TargetPlan {
   target: string;
   kind: string;
   serverVersion: string;
+  /** Only objects under this sub-prefix are restored (bucket targets). */
+  subPrefix?: string;
   artifacts: PlannedArtifact[];
   bytes: number;
 }

@@ -63,6 +63,11 @@ export interface BackupItem {
   meta?: Record<string, unknown>;
 }
 
+export interface RestoreOptions {
+  /** Restore only the objects under this sub-prefix (bucket targets), e.g. one tenant's `tenant-a/`. */
+  subPrefix?: string;
+}
+
 export interface MarkerCount {
   /** Marker sequence numbers found with the drill's nonce. */
   found: number[];
@@ -91,7 +96,7 @@ export interface Store {
    * Destructive: callers verify the artifact first. Idempotent: a retry drops
    * whatever a crashed attempt left and starts from a clean database.
    */
-  restore(ctx: StoreContext, item: BackupItem, into: string, source: Readable): Promise<void>;
+  restore(ctx: StoreContext, item: BackupItem, into: string, source: Readable, options?: RestoreOptions): Promise<void>;
   /** Where the drill seeds its markers, e.g. the target's first database. */
   drillName(): string;
   /** A valid name for a drill's scratch copy, unique per `token` (hex), e.g. `lifeboat_drill_1a2b3c4d`. */

@@ -31,7 +31,7 @@ async function restore(input: RestoreInput): Promise<RestoreResult> {
     approved = true;
   });
 
-  const plan = await quick.planRestore({ backupId, targets: input.targets, only: input.only, into: input.into });
+  const plan = await quick.planRestore({ backupId, targets: input.targets, only: input.only, into: input.into, ...(input.subPrefix ? { subPrefix: input.subPrefix } : {}) });
   progress.total(plan.bytes);
   if (input.dryRun) {
     progress.set('done', 'dry run: nothing was changed');
@@ -115,7 +115,7 @@ async function restoreTarget(t: TargetPlan, backupId: string, progress: Tracker)
   const started = Date.now();
   for (const a of t.artifacts) {
     progress.set('restore', `${t.target}: ${a.name} -> ${a.into}`);
-    await transfer.restoreItem({ target: t.target, backupId, file: a.file, into: a.into });
+    await transfer.restoreItem({ target: t.target, backupId, file: a.file, into: a.into, ...(t.subPrefix !== undefined ? { subPrefix: t.subPrefix } : {}) });
     progress.add(a.bytes);
   }
   return {

@@ -9,7 +9,7 @@ import {
 import type { TargetConfig } from '../../config';
 import { makeBackupId } from '../../domain/names';
 import { LifeboatError } from '../../errors';
-import type { BackupItem, MarkerCount, ProbeResult, Store, StoreContext } from '../types';
+import type { BackupItem, MarkerCount, ProbeResult, RestoreOptions, Store, StoreContext } from '../types';
 import { backupBucket } from './backup';
 import { inspectIndex } from './inspect';
 import { INDEX_FORMAT, indexStream, readIndex } from './object-index';
@@ -130,15 +130,16 @@ export class BucketStore implements Store {
 
   /**
    * Makes bucket `into` (created if missing) hold, under the target's prefix,
-   * exactly the backup: data objects first, completion markers last, objects
-   * the backup lacks deleted. Idempotent: a retry skips identical objects.
+   * exactly the backup (or, with `subPrefix`, just that part of it, e.g. one
+   * tenant): data objects first, completion markers last, objects the backup
+   * lacks deleted. Idempotent: a retry skips identical objects.
    */
-  async restore(ctx: StoreContext, item: BackupItem, into: string, source: Readable): Promise<void> {
+  async restore(ctx: StoreContext, item: BackupItem, into: string, source: Readable, options: RestoreOptions = {}): Promise<void> {
     validBucketName('restore bucket', into);
     const scope = this.scope(ctx);
     ctx.progress({ stage: 'read index', item: item.item });
     const { header, entries } = await readIndex(source);
-    const stats = await this.call(into, (client) => restoreBucket({ ctx, client, s: this.s, item: item.item, scope, into, onPhase: this.opts.onRestorePhase }, header, entries));
+    const stats = await this.call(into, (client) => restoreBucket({ ctx, client, s: this.s, item: item.item, scope, into, subPrefix: options.subPrefix, onPhase: this.opts.onRestorePhase }, header, entries));
     ctx.log.info('bucket restored', { target: this.target, into, ...stats });
   }
 

@@ -24,6 +24,8 @@ export interface RestoreDeps {
   item: string;
   scope: Scope;
   into: string;
+  /** Only this part of the backup, and only this part of the destination, e.g. `tenant-a/`. */
+  subPrefix?: string;
   /** Called between the phases (tests observe the bucket there). */
   onPhase?: (phase: 'data' | 'markers' | 'done') => void;
 }
@@ -56,7 +58,8 @@ function foldersOf(key: string, into: Set<string>): void {
 }
 
 /**
- * Makes `<into>/<prefix>` hold exactly the backup, in an order a consumer
+ * Makes `<into>/<prefix>` (or `<into>/<prefix><subPrefix>`) hold exactly the
+ * backup (of that sub-prefix), in an order a consumer
  * that trusts completion markers (Thanos/Mimir `meta.json`) can watch:
  *
  *   1. hide: delete the destination's markers of folders that are about to
@@ -69,7 +72,8 @@ function foldersOf(key: string, into: Set<string>): void {
  * A restore that fails at any point has written no marker of a folder it had
  * not finished. Idempotent and resumable: a retry skips what is already there.
  */
-export async function restoreBucket(d: RestoreDeps, header: IndexHeader, entries: IndexEntry[]): Promise<RestoreStats> {
+export async function restoreBucket(d: RestoreDeps, header: IndexHeader, all: IndexEntry[]): Promise<RestoreStats> {
+  let entries = all;
   const { ctx, client, s, scope, into } = d;
   const markers = header.completionMarkers.length ? header.completionMarkers : s.completionMarkers;
   const identities = header.encryption === 'age' ? await ageIdentities(scope) : [];
@@ -77,7 +81,9 @@ export async function restoreBucket(d: RestoreDeps, header: IndexHeader, entries
 
   await ensureBucket(client, into, s.region, ctx.signal);
   ctx.progress({ stage: 'list destination', item: d.item });
-  const existing = new Map((await listAll(client, into, s.prefix, ctx.signal)).map((o) => [o.key.slice(s.prefix.length), o]));
+  const sub = d.subPrefix ?? '';
+  const existing = new Map((await listAll(client, into, s.prefix + sub, ctx.signal)).map((o) => [o.key.slice(s.prefix.length), o]));
+  entries = entries.filter((e) => e.key.startsWith(sub));
   const wanted = new Map(entries.map((e) => [e.key, e]));
 
   const same = (e: IndexEntry) => {
