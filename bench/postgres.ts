@@ -1,0 +1,425 @@
+/**
+ * The PostgreSQL part of `npm run bench`: lifeboat's orchestrated backup and
+ * restore (real workflows through Temporal, run by a real worker process)
+ * against bare pg_dump / pg_restore with a local file, on pgbench databases,
+ * and the worker process's peak RSS. See docs/benchmarks.md.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { Client as PgClient } from 'pg';
+import { parse, stringify } from 'yaml';
+import { Client, Connection } from '@temporalio/client';
+import { loadConfig, resolveSecret, type Config } from '../src/config';
+import type { BackupResult, RestoreInput, RestoreResult } from '../src/domain/plan';
+import { openRepository, type Repository } from '../src/repo';
+import { parsePostgresSettings, toolPath, type PostgresSettings } from '../src/stores/postgres/settings';
+import { MB, procMemory, resetPeak, round, run, say, startWorkerProcess, timed, type WorkerProcess } from './lib';
+
+const TARGET = 'bench-pg';
+
+export interface PostgresBenchOptions {
+  /** The stack's config file ($LIFEBOAT_CONFIG): Temporal, repository, encryption and the Postgres server. */
+  stackConfigFile: string;
+  /** Scratch folder (dump files, generated configs); gitignored, e.g. $LIFEBOAT_STATE_DIR/bench. */
+  workDir: string;
+  /** Passfile for pgbench, pg_dump, pg_restore (PGPASSFILE). */
+  passfile: string;
+  /** Timed runs of each of bare and orchestrated, per operation, after one untimed warm-up of each. */
+  runs: number;
+  /** Override the repository's multipart part size / queue depth for the worker (default: the config's). */
+  partSizeMB?: number;
+  queueSize?: number;
+}
+
+export interface Comparison {
+  bareSeconds: number[];
+  orchestratedSeconds: number[];
+  /** The median over the timed runs of orchestrated / bare (each run's two sides ran back to back). */
+  ratio: number;
+  /** median(orchestrated) / median(bare): the same figure, less robust to drifting load. */
+  ratioOfMedians: number;
+  /** Median seconds per activity type of the timed orchestrated runs, and `other`: the rest of the wall time. */
+  orchestratedActivitySeconds: Record<string, number>;
+}
+
+export interface SizeResult {
+  scale: number;
+  database: string;
+  dbBytes: number;
+  reused: boolean;
+  buildSeconds?: number;
+  backup: Comparison & { bareDumpBytes: number; artifactBytes: number };
+  restore: Comparison;
+  worker: {
+    /** VmHWM when the worker was ready: includes bundling the workflow code at start-up. */
+    startupPeakRssMB: number;
+    /** VmRSS when the worker was ready, before any job. */
+    readyRssMB: number;
+    /** Peak RSS over all jobs, counted from the moment the worker was ready (VmHWM reset then). */
+    peakRssMB: number;
+    /** VmHWM over the backups (warm-up and timed), and over the restores (reset in between). */
+    backupPeakRssMB: number;
+    restorePeakRssMB: number;
+    /** false if the kernel refused the peak reset: then peakRssMB includes start-up. */
+    peakResetAtReady: boolean;
+  };
+  repository: { partSizeMB: number; queueSize: number };
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** The environment the measurements share: the stack config, a Postgres connection, a Temporal client. */
+export class PostgresBench {
+  private readonly stack: Config;
+  private readonly pg: PostgresSettings;
+  private readonly baseTarget: Record<string, unknown>;
+  private readonly runId = randomBytes(4).toString('hex');
+  private temporal?: { client: Client; connection: Connection };
+  private repo?: Repository;
+
+  constructor(private readonly opts: PostgresBenchOptions) {
+    this.stack = loadConfig(opts.stackConfigFile);
+    const t = [...this.stack.targets.values()].find((x) => x.kind === 'postgres');
+    if (!t) throw new Error(`${opts.stackConfigFile} has no postgres target to take the server from`);
+    this.pg = parsePostgresSettings(this.stack.file, t);
+    this.baseTarget = t.settings;
+    mkdirSync(opts.workDir, { recursive: true, mode: 0o700 });
+  }
+
+  /** The repository prefix this run writes under, deleted at the end. */
+  get prefix(): string {
+    const base = this.stack.repository.kind === 's3' ? this.stack.repository.prefix : 'lifeboat';
+    return `${base.split('/')[0]}-bench/${this.runId}`;
+  }
+
+  private tool(name: string): string {
+    return toolPath(this.pg, name);
+  }
+
+  /** Connection options of pg_dump and pg_restore (pgbench has no --no-password; stdin is closed, so it cannot prompt). */
+  private connArgs(noPassword = true): string[] {
+    return ['--host', this.pg.host, '--port', String(this.pg.port), '--username', this.pg.user, ...(noPassword ? ['--no-password'] : [])];
+  }
+
+  private toolEnv(): Record<string, string> {
+    return { PGPASSFILE: this.opts.passfile };
+  }
+
+  async sql<T = Record<string, unknown>>(database: string, text: string, params: unknown[] = []): Promise<T[]> {
+    const password = this.pg.password ? await resolveSecret(this.pg.password, 'postgres password') : undefined;
+    const c = new PgClient({ host: this.pg.host, port: this.pg.port, user: this.pg.user, password, database });
+    await c.connect();
+    try {
+      return (await c.query(text, params)).rows as T[];
+    } finally {
+      await c.end();
+    }
+  }
+
+  private ident(name: string): string {
+    if (!/^[a-z0-9_]+$/.test(name)) throw new Error(`unexpected database name ${name}`);
+    return `"${name}"`;
+  }
+
+  async dropDatabase(name: string): Promise<void> {
+    await this.sql(this.pg.maintenanceDatabase, `DROP DATABASE IF EXISTS ${this.ident(name)} WITH (FORCE)`);
+  }
+
+  async databaseBytes(name: string): Promise<number> {
+    const [r] = await this.sql<{ n: string }>(this.pg.maintenanceDatabase, 'SELECT pg_database_size($1)::text AS n', [name]);
+    return Number(r!.n);
+  }
+
+  /**
+   * `lifeboat_bench_s<N>`, built with `pgbench -i -s N` unless a complete one
+   * exists (marked by a database comment written after a successful build).
+   */
+  async ensureDatabase(scale: number): Promise<{ name: string; reused: boolean; buildSeconds?: number }> {
+    const name = `lifeboat_bench_s${scale}`;
+    const mark = `lifeboat bench: pgbench -i -s ${scale}, complete`;
+    const [row] = await this.sql<{ c: string | null }>(this.pg.maintenanceDatabase, 'SELECT shobj_description(oid, \'pg_database\') AS c FROM pg_database WHERE datname = $1', [name]);
+    if (row && row.c === mark) {
+      say(`reusing database ${name} (built earlier with pgbench -i -s ${scale}); drop it to rebuild`);
+      return { name, reused: true };
+    }
+    if (row) say(`database ${name} exists but is not a complete bench database: rebuilding it`);
+    await this.dropDatabase(name);
+    await this.sql(this.pg.maintenanceDatabase, `CREATE DATABASE ${this.ident(name)}`);
+    say(`building ${name}: pgbench -i -s ${scale} (about ${Math.round(scale * 15)} MB; a few minutes for large scales)`);
+    const { seconds } = await timed(() => run(this.tool('pgbench'), [...this.connArgs(false), '--initialize', '--quiet', '--scale', String(scale), name], { env: this.toolEnv(), echo: true }));
+    await this.sql(this.pg.maintenanceDatabase, `COMMENT ON DATABASE ${this.ident(name)} IS '${mark}'`);
+    say(`built ${name} in ${seconds.toFixed(0)}s`);
+    return { name, reused: false, buildSeconds: round(seconds, 1) };
+  }
+
+  /** A config for the worker: the stack's, with one target backing up `database` and this run's prefix. */
+  private writeWorkerConfig(database: string): { file: string; partSizeMB: number; queueSize: number } {
+    const raw = parse(readFileSync(this.stack.file, 'utf8')) as Record<string, unknown>;
+    const from = dirname(this.stack.file);
+    // Paths in the stack config are relative to it; the bench config lives elsewhere.
+    const absolutize = (v: unknown): unknown => {
+      if (Array.isArray(v)) return v.map(absolutize);
+      if (v && typeof v === 'object') {
+        return Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, typeof x === 'string' && ['file', 'identityFile', 'path'].includes(k) && !isAbsolute(x) ? resolve(from, x) : absolutize(x)]),
+        );
+      }
+      return v;
+    };
+    const cfg = absolutize(raw) as Record<string, Record<string, unknown>>;
+    const repo = { ...cfg.repository };
+    if (repo.kind === 's3') {
+      repo.prefix = this.prefix;
+      if (this.opts.partSizeMB) repo.partSizeMB = this.opts.partSizeMB;
+      if (this.opts.queueSize) repo.queueSize = this.opts.queueSize;
+    }
+    const base = absolutize(this.baseTarget) as Record<string, unknown>;
+    // Like for like with one bare pg_dump: just the database, not the server's roles (`globals`,
+    // on by default where supported; an unknown key to versions without it).
+    const target = { ...base, databases: [database], drillDatabase: database, globals: false };
+    const out = { ...cfg, repository: repo, targets: { [TARGET]: target } };
+    const file = join(this.opts.workDir, `lifeboat-bench-${database}.yaml`);
+    writeFileSync(file, stringify(out), { mode: 0o600 });
+    const parsed = loadConfig(file).repository;
+    return { file, partSizeMB: parsed.kind === 's3' ? parsed.partSizeMB : 0, queueSize: parsed.kind === 's3' ? parsed.queueSize : 0 };
+  }
+
+  private async client(): Promise<Client> {
+    if (!this.temporal) {
+      const connection = await Connection.connect({ address: this.stack.temporal.address });
+      this.temporal = { connection, client: new Client({ connection, namespace: this.stack.temporal.namespace }) };
+    }
+    return this.temporal.client;
+  }
+
+  /** Runs a workflow to its end; remembers, per activity type, the seconds its activities ran (from the history). */
+  private async workflow<T>(type: string, taskQueue: string, input: unknown): Promise<T> {
+    const client = await this.client();
+    const handle = await client.workflow.start(type, { taskQueue, workflowId: `bench-${type}-${randomBytes(6).toString('hex')}`, args: [input] });
+    const result = (await handle.result()) as T;
+    this.lastActivities = activitySeconds(await handle.fetchHistory());
+    return result;
+  }
+
+  private lastActivities: Record<string, number> = {};
+
+  /** Before every timed step: no dirty buffers or page cache left over from the previous one. */
+  private async settle(): Promise<void> {
+    await this.sql(this.pg.maintenanceDatabase, 'CHECKPOINT');
+    await run('sync', []);
+  }
+
+  private bareDump(database: string, file: string): Promise<string> {
+    // lifeboat's pg_dump arguments (src/stores/postgres/index.ts), with --file instead of stdout:
+    // custom format at pg_dump's default compression.
+    return run(this.tool('pg_dump'), [...this.connArgs(), '--format=custom', '--file', file, '--dbname', database], { env: this.toolEnv() });
+  }
+
+  private async bareRestore(file: string, into: string): Promise<void> {
+    await run(this.tool('pg_restore'), [...this.connArgs(), '--exit-on-error', '--dbname', into, file], { env: this.toolEnv() });
+  }
+
+  /**
+   * One database size, in a fresh worker process: warm-up then timed backups
+   * (bare and orchestrated, alternating), warm-up then timed restores, then
+   * the worker's peak RSS.
+   */
+  async measure(scale: number): Promise<SizeResult> {
+    const db = await this.ensureDatabase(scale);
+    const dbBytes = await this.databaseBytes(db.name);
+    say(`${db.name}: ${(dbBytes / MB).toFixed(0)} MB (pg_database_size)`);
+    const dumpFile = join(this.opts.workDir, `${db.name}.dump`);
+    const intoBare = `${db.name}_rbare`;
+    const intoOrch = `${db.name}_rlb`;
+    const worker = this.writeWorkerConfig(db.name);
+    const taskQueue = `lifeboat-bench-${this.runId}-s${scale}`;
+
+    say(`starting a worker process on task queue ${taskQueue} (part size ${worker.partSizeMB} MiB x queue ${worker.queueSize})`);
+    const wp: WorkerProcess = await startWorkerProcess(worker.file, taskQueue);
+    try {
+      const atReady = procMemory(wp.pid);
+      const peakResetAtReady = resetPeak(wp.pid);
+      say(`worker pid ${wp.pid} ready: RSS ${atReady.rssMB} MB, start-up peak ${atReady.hwmMB} MB${peakResetAtReady ? '; peak reset' : '; could not reset the peak (kernel)'}`);
+
+      const bareBackup = async () => {
+        rmSync(dumpFile, { force: true });
+        await this.bareDump(db.name, dumpFile);
+      };
+      let backupId = '';
+      let artifactBytes = 0;
+      const orchBackup = async () => {
+        const r = await this.workflow<BackupResult>('backupWorkflow', taskQueue, { targets: [TARGET] });
+        backupId = r.backupId;
+        artifactBytes = r.targets[0]!.bytes; // the sum of its artifacts' stored (encrypted) bytes
+      };
+      const freshBare = async () => {
+        await this.dropDatabase(intoBare);
+        await this.sql(this.pg.maintenanceDatabase, `CREATE DATABASE ${this.ident(intoBare)} TEMPLATE template0`);
+      };
+      const restoreInput = (): RestoreInput => ({ backupId, targets: [TARGET], into: { [TARGET]: { [db.name]: intoOrch } }, yes: true });
+      const orchRestore = async () => {
+        await this.workflow<RestoreResult>('restoreWorkflow', taskQueue, restoreInput());
+      };
+
+      const backup = await this.compare(`${db.name} backup`, {
+        bare: { prepare: () => Promise.resolve(), run: bareBackup },
+        orchestrated: { prepare: () => Promise.resolve(), run: orchBackup },
+      });
+      const bareDumpBytes = statSync(dumpFile).size;
+
+      const afterBackups = procMemory(wp.pid);
+      if (peakResetAtReady) resetPeak(wp.pid);
+      say(`${db.name}: worker peak RSS during the backups ${afterBackups.hwmMB} MB (RSS now ${afterBackups.rssMB} MB)`);
+
+      const restore = await this.compare(`${db.name} restore`, {
+        bare: { prepare: freshBare, run: () => this.bareRestore(dumpFile, intoBare) },
+        // The workflow drops and creates the database itself; dropping the previous copy first
+        // keeps that (untimed for bare too) cost out of the measurement.
+        orchestrated: { prepare: () => this.dropDatabase(intoOrch), run: orchRestore },
+      });
+
+      const afterRestores = procMemory(wp.pid);
+      say(`${db.name}: worker peak RSS during the restores ${afterRestores.hwmMB} MB (RSS now ${afterRestores.rssMB} MB)`);
+      const peakRssMB = peakResetAtReady ? Math.max(afterBackups.hwmMB, afterRestores.hwmMB) : afterRestores.hwmMB;
+      await this.checkRestored(db.name, [intoBare, intoOrch]);
+
+      const result: SizeResult = {
+        scale,
+        database: db.name,
+        dbBytes,
+        reused: db.reused,
+        ...(db.buildSeconds !== undefined ? { buildSeconds: db.buildSeconds } : {}),
+        backup: { ...backup, bareDumpBytes, artifactBytes },
+        restore,
+        worker: {
+          startupPeakRssMB: atReady.hwmMB,
+          readyRssMB: atReady.rssMB,
+          peakRssMB,
+          backupPeakRssMB: afterBackups.hwmMB,
+          restorePeakRssMB: afterRestores.hwmMB,
+          peakResetAtReady,
+        },
+        repository: { partSizeMB: worker.partSizeMB, queueSize: worker.queueSize },
+      };
+      return result;
+    } finally {
+      await wp.stop();
+      rmSync(dumpFile, { force: true });
+      await this.dropDatabase(intoBare).catch(() => undefined);
+      await this.dropDatabase(intoOrch).catch(() => undefined);
+    }
+  }
+
+  /**
+   * One untimed warm-up of each, then `runs` timed runs of each, alternating
+   * which goes first (bare, orch, orch, bare, …) so neither always follows the
+   * other. Each timed run is preceded by its untimed `prepare` and a settle.
+   * The ratio is the median of the runs' quotients: one slow run (a
+   * checkpoint, a hiccup of the shared machine) does not decide it.
+   */
+  private async compare(
+    what: string,
+    sides: Record<'bare' | 'orchestrated', { prepare: () => Promise<void>; run: () => Promise<void> }>,
+  ): Promise<Comparison> {
+    const times: Record<'bare' | 'orchestrated', number[]> = { bare: [], orchestrated: [] };
+    const activities: Array<Record<string, number>> = [];
+    const once = async (side: 'bare' | 'orchestrated', label: string) => {
+      await sides[side].prepare();
+      await this.settle();
+      this.lastActivities = {};
+      const { seconds } = await timed(sides[side].run);
+      const parts = Object.entries(this.lastActivities).map(([k, v]) => `${k} ${v.toFixed(2)}s`);
+      say(`${what}, ${side}${label}: ${seconds.toFixed(2)}s${parts.length ? ` (activities: ${parts.join(', ')})` : ''}`);
+      if (side === 'orchestrated' && !label.includes('warm-up')) activities.push({ ...this.lastActivities, total: seconds });
+      return seconds;
+    };
+    await once('bare', ' (warm-up, untimed)');
+    await once('orchestrated', ' (warm-up, untimed)');
+    for (let i = 0; i < this.opts.runs; i++) {
+      const order: Array<'bare' | 'orchestrated'> = i % 2 === 0 ? ['bare', 'orchestrated'] : ['orchestrated', 'bare'];
+      for (const side of order) times[side].push(round(await once(side, ` (run ${i + 1})`), 3));
+    }
+    // Run i's two sides ran back to back: their quotient cancels slow drifts of a shared
+    // machine's load, which the quotient of the medians does not.
+    const ratio = round(median(times.orchestrated.map((o, i) => o / times.bare[i]!)), 3);
+    const ratioOfMedians = round(median(times.orchestrated) / median(times.bare), 3);
+    say(`${what}: orchestrated / bare = ${ratio} (median of the runs' quotients; quotient of the medians ${ratioOfMedians})`);
+    // Median seconds per activity type over the timed orchestrated runs; `other` is what
+    // no activity accounts for: Temporal's scheduling, workflow tasks, the client's round trips.
+    const names = [...new Set(activities.flatMap((a) => Object.keys(a)))].filter((n) => n !== 'total');
+    const breakdown: Record<string, number> = {};
+    for (const n of names) breakdown[n] = round(median(activities.map((a) => a[n] ?? 0)), 3);
+    breakdown.other = round(median(activities.map((a) => a.total! - names.reduce((t, n) => t + (a[n] ?? 0), 0))), 3);
+    return { bareSeconds: times.bare, orchestratedSeconds: times.orchestrated, ratio, ratioOfMedians, orchestratedActivitySeconds: breakdown };
+  }
+
+  private async repository(): Promise<Repository> {
+    const r = this.stack.repository;
+    if (r.kind !== 's3') throw new Error('the repository is not S3: the run has no prefix of its own to delete');
+    this.repo ??= await openRepository({ ...this.stack, repository: { ...r, prefix: this.prefix } });
+    return this.repo;
+  }
+
+  /** Both restored copies hold what the source holds (pgbench's four tables, row for row). */
+  private async checkRestored(source: string, copies: string[]): Promise<void> {
+    const q = `SELECT (SELECT count(*) FROM pgbench_accounts)::text || '/' || (SELECT count(*) FROM pgbench_branches)::text || '/' || (SELECT count(*) FROM pgbench_tellers)::text || '/' || (SELECT count(*) FROM pgbench_history)::text AS n`;
+    const want = (await this.sql<{ n: string }>(source, q))[0]!.n;
+    for (const c of copies) {
+      const got = (await this.sql<{ n: string }>(c, q))[0]!.n;
+      if (got !== want) throw new Error(`restored database ${c} has rows ${got}, the source ${source} has ${want}`);
+    }
+    say(`restored copies match the source row for row (${want})`);
+  }
+
+  /** Deletes everything this run wrote to the repository, and closes connections. */
+  async close(): Promise<void> {
+    try {
+      const r = await this.repository();
+      const keys: string[] = [];
+      const walk = async (dir: string): Promise<void> => {
+        for (const e of await r.list(dir)) {
+          const p = dir ? `${dir}/${e.name}` : e.name;
+          if (e.dir) await walk(p);
+          else keys.push(p);
+        }
+      };
+      await walk('');
+      await r.delete(keys);
+      if (keys.length) say(`deleted the run's ${keys.length} repository objects under ${this.prefix}/`);
+    } catch (err) {
+      say(`could not clean up the repository prefix ${this.prefix}: ${(err as Error).message}`);
+    } finally {
+      await this.temporal?.connection.close();
+    }
+  }
+}
+
+type Stamp = { seconds?: unknown; nanos?: number | null } | null | undefined;
+const ms = (t: Stamp) => (t ? Number(String(t.seconds ?? 0)) * 1000 + (t.nanos ?? 0) / 1e6 : 0);
+
+/** Seconds from start to completion of each activity type in a workflow's history, summed per type. */
+export function activitySeconds(history: { events?: unknown[] | null }): Record<string, number> {
+  const types = new Map<string, string>();
+  const started = new Map<string, number>();
+  const out: Record<string, number> = {};
+  for (const e of (history.events ?? []) as Array<Record<string, unknown>>) {
+    const id = String(e.eventId);
+    const at = ms(e.eventTime as Stamp);
+    const sched = e.activityTaskScheduledEventAttributes as { activityType?: { name?: string } } | undefined;
+    const start = e.activityTaskStartedEventAttributes as { scheduledEventId?: unknown } | undefined;
+    const done = e.activityTaskCompletedEventAttributes as { scheduledEventId?: unknown } | undefined;
+    if (sched) types.set(id, sched.activityType?.name ?? '?');
+    if (start) started.set(String(start.scheduledEventId), at);
+    if (done) {
+      const sid = String(done.scheduledEventId);
+      const name = types.get(sid) ?? '?';
+      out[name] = round((out[name] ?? 0) + (at - (started.get(sid) ?? at)) / 1000, 3);
+    }
+  }
+  return out;
+}
