@@ -51,11 +51,13 @@ function kill(child: ChildProcess): Promise<void> {
 
 interface Heartbeat {
   stage?: string;
+  item?: string;
   bytes?: number;
 }
 
 /** Waits until `workflowId` has a running activity of `type` whose last heartbeat satisfies `ok`. */
 async function waitForActivity(workflowId: string, type: string, ok: (hb: Heartbeat) => boolean): Promise<Heartbeat> {
+  const seen = new Set<string>();
   for (let i = 0; i < 1200; i++) {
     try {
       const d = await client.workflow.getHandle(workflowId).describe();
@@ -63,6 +65,7 @@ async function waitForActivity(workflowId: string, type: string, ok: (hb: Heartb
         if (pa.activityType?.name !== type) continue;
         const payload = pa.heartbeatDetails?.payloads?.[0];
         const hb = (payload ? defaultPayloadConverter.fromPayload(payload) : {}) as Heartbeat;
+        seen.add(JSON.stringify(hb));
         if (ok(hb)) return hb;
       }
     } catch {
@@ -70,7 +73,7 @@ async function waitForActivity(workflowId: string, type: string, ok: (hb: Heartb
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`no ${type} activity of ${workflowId} reached the kill point`);
+  throw new Error(`no ${type} activity of ${workflowId} reached the kill point; heartbeats seen: ${[...seen].join(' ') || 'none'}`);
 }
 
 async function crashAt(workflowId: string, type: string, ok: (hb: Heartbeat) => boolean): Promise<void> {
@@ -112,10 +115,11 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-test('killed mid-upload of the backup and mid pg_restore, the drill completes with every marker and row', async () => {
+test('killed mid-upload of the backup and once the restore has dropped the database, the drill completes with every marker and row', async () => {
   const { id, handle } = await drill();
   await crashAt(`${id}/backup`, 'backupItem', (hb) => hb.stage === 'upload' && (hb.bytes ?? 0) > 0);
-  await crashAt(`${id}/restore`, 'restoreItem', (hb) => hb.stage === 'restore' && (hb.bytes ?? 0) > 0);
+  // Once the destructive part has begun (drop, recreate, pg_restore): the retry must start from a clean database.
+  await crashAt(`${id}/restore`, 'restoreItem', (hb) => hb.stage === 'drop' || hb.stage === 'restore');
   const r = (await handle.result()) as DrillResult;
   expect(r.ok).toBe(true);
   expect(r.stores[0]!.markers).toMatchObject({ expected: 137, found: 137 });

@@ -82,7 +82,7 @@ test('after two drills: RPO from the newest backup, restore and backup seconds l
     restoreSeconds: { latest: s2.restoreSeconds, worst: Math.max(s1.restoreSeconds, s2.restoreSeconds) },
     backupSeconds: { latest: s2.backupSeconds, worst: Math.max(s1.backupSeconds, s2.backupSeconds) },
   });
-  expect(t.lastDrill.workflowId).toMatch(new RegExp(`^drill/${env.taskQueue}/`));
+  expect(t.lastDrill.workflowId).toMatch(new RegExp(`^drillWorkflow/${env.taskQueue}/`));
   expect(t.rpoSeconds).toBeGreaterThanOrEqual(0);
   expect(t.rpoSeconds).toBeLessThan(600);
 
