@@ -4,7 +4,7 @@
  * database grows. scripts/bench.sh compiles this and runs it against the local
  * stack; see docs/benchmarks.md for the method and today's numbers.
  *
- *   npm run bench [-- --json] [--scale-small 7] [--scale-large 70] [--skip-large] [--runs 1] …
+ *   npm run bench [-- --json] [--scale-small 7] [--scale-large 70] [--skip-large] [--runs 5] …
  */
 import { existsSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -162,6 +162,14 @@ async function main(): Promise<void> {
   });
   let small: SizeResult;
   let large: SizeResult | null = null;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      say(`${sig}: stopping the worker, dropping the restored copies, deleting the run's objects`);
+      const exit = () => process.exit(sig === 'SIGINT' ? 130 : 143);
+      setTimeout(exit, 30_000).unref();
+      pg.abort().then(exit, exit);
+    });
+  }
   try {
     small = await pg.measure(o.scaleSmall);
     if (!o.skipLarge) large = await pg.measure(o.scaleLarge);
@@ -255,10 +263,11 @@ function printTable(
     ['artifact (age) / bare dump file', `${(r.artifactBytes / MB).toFixed(1)} MB / ${(r.bareDumpBytes / MB).toFixed(1)} MB (stored at ${r.artifactMBps} MB/s)`, '', ''],
   ];
   if (!hasLarge) rows.push(['(--skip-large: ratios from the small database)', '', '', '']);
-  for (const [name, v] of Object.entries(others)) if (v !== undefined) rows.push([name, JSON.stringify(v), '', '']);
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
   const line = (row: string[]) => row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd();
   process.stdout.write(`${[line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n')}\n`);
+  // The other parts' figures, as they report them.
+  for (const [name, v] of Object.entries(others)) if (v !== undefined) process.stdout.write(`\n${name}: ${JSON.stringify(v)}\n`);
 }
 
 main().then(

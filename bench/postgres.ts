@@ -16,7 +16,6 @@ import { openRepository, type Repository } from '../src/repo';
 import { parsePostgresSettings, toolPath, type PostgresSettings } from '../src/stores/postgres/settings';
 import { MB, procMemory, resetPeak, round, run, say, startWorkerProcess, timed, type WorkerProcess } from './lib';
 
-const TARGET = 'bench-pg';
 
 export interface PostgresBenchOptions {
   /** The stack's config file ($LIFEBOAT_CONFIG): Temporal, repository, encryption and the Postgres server. */
@@ -79,6 +78,14 @@ export class PostgresBench {
   private readonly pg: PostgresSettings;
   private readonly baseTarget: Record<string, unknown>;
   private readonly runId = randomBytes(4).toString('hex');
+  /**
+   * The target's name, one per run: lifeboat holds a target with a `lock/<target>`
+   * workflow, and a run killed mid-operation would otherwise leave the next run
+   * waiting for a lock whose holder's worker is gone.
+   */
+  private readonly target = `bench-pg-${this.runId}`;
+  /** The workflow in flight, to terminate if the run is interrupted (its worker goes with us). */
+  private current?: { terminate(reason?: string): Promise<unknown> };
   private temporal?: { client: Client; connection: Connection };
   private repo?: Repository;
 
@@ -182,7 +189,7 @@ export class PostgresBench {
     // Like for like with one bare pg_dump: just the database, not the server's roles (`globals`,
     // on by default where supported; an unknown key to versions without it).
     const target = { ...base, databases: [database], drillDatabase: database, globals: false };
-    const out = { ...cfg, repository: repo, targets: { [TARGET]: target } };
+    const out = { ...cfg, repository: repo, targets: { [this.target]: target } };
     const file = join(this.opts.workDir, `lifeboat-bench-${database}.yaml`);
     writeFileSync(file, stringify(out), { mode: 0o600 });
     const parsed = loadConfig(file).repository;
@@ -197,16 +204,18 @@ export class PostgresBench {
     return this.temporal.client;
   }
 
-  /** Runs a workflow to its end; remembers, per activity type, the seconds its activities ran (from the history). */
+  /** Runs a workflow to its end (the timed part); remembers it, to read its history after the clock stopped. */
   private async workflow<T>(type: string, taskQueue: string, input: unknown): Promise<T> {
     const client = await this.client();
     const handle = await client.workflow.start(type, { taskQueue, workflowId: `bench-${type}-${randomBytes(6).toString('hex')}`, args: [input] });
+    this.current = handle;
     const result = (await handle.result()) as T;
-    this.lastActivities = activitySeconds(await handle.fetchHistory());
+    this.current = undefined;
+    this.lastRun = handle;
     return result;
   }
 
-  private lastActivities: Record<string, number> = {};
+  private lastRun?: { fetchHistory(): Promise<{ events?: unknown[] | null }> };
 
   /** Before every timed step: no dirty buffers or page cache left over from the previous one. */
   private async settle(): Promise<void> {
@@ -241,6 +250,16 @@ export class PostgresBench {
 
     say(`starting a worker process on task queue ${taskQueue} (part size ${worker.partSizeMB} MiB x queue ${worker.queueSize})`);
     const wp: WorkerProcess = await startWorkerProcess(worker.file, taskQueue);
+    const cleanUp = async () => {
+      // A workflow still running here failed on our side (or we were interrupted): end it with us.
+      await this.current?.terminate('lifeboat bench stopped').catch(() => undefined);
+      this.current = undefined;
+      await wp.stop();
+      rmSync(dumpFile, { force: true });
+      await this.dropDatabase(intoBare).catch(() => undefined);
+      await this.dropDatabase(intoOrch).catch(() => undefined);
+    };
+    this.inProgress = cleanUp;
     try {
       const atReady = procMemory(wp.pid);
       const peakResetAtReady = resetPeak(wp.pid);
@@ -253,7 +272,7 @@ export class PostgresBench {
       let backupId = '';
       let artifactBytes = 0;
       const orchBackup = async () => {
-        const r = await this.workflow<BackupResult>('backupWorkflow', taskQueue, { targets: [TARGET] });
+        const r = await this.workflow<BackupResult>('backupWorkflow', taskQueue, { targets: [this.target] });
         backupId = r.backupId;
         artifactBytes = r.targets[0]!.bytes; // the sum of its artifacts' stored (encrypted) bytes
       };
@@ -261,7 +280,7 @@ export class PostgresBench {
         await this.dropDatabase(intoBare);
         await this.sql(this.pg.maintenanceDatabase, `CREATE DATABASE ${this.ident(intoBare)} TEMPLATE template0`);
       };
-      const restoreInput = (): RestoreInput => ({ backupId, targets: [TARGET], into: { [TARGET]: { [db.name]: intoOrch } }, yes: true });
+      const restoreInput = (): RestoreInput => ({ backupId, targets: [this.target], into: { [this.target]: { [db.name]: intoOrch } }, yes: true });
       const orchRestore = async () => {
         await this.workflow<RestoreResult>('restoreWorkflow', taskQueue, restoreInput());
       };
@@ -308,10 +327,8 @@ export class PostgresBench {
       };
       return result;
     } finally {
-      await wp.stop();
-      rmSync(dumpFile, { force: true });
-      await this.dropDatabase(intoBare).catch(() => undefined);
-      await this.dropDatabase(intoOrch).catch(() => undefined);
+      this.inProgress = undefined;
+      await cleanUp();
     }
   }
 
@@ -331,11 +348,14 @@ export class PostgresBench {
     const once = async (side: 'bare' | 'orchestrated', label: string) => {
       await sides[side].prepare();
       await this.settle();
-      this.lastActivities = {};
+      this.lastRun = undefined;
       const { seconds } = await timed(sides[side].run);
-      const parts = Object.entries(this.lastActivities).map(([k, v]) => `${k} ${v.toFixed(2)}s`);
+      // Per activity type, the seconds its activities ran, from the workflow's history (untimed).
+      const last = this.lastRun as PostgresBench['lastRun']; // set by sides[side].run, if it ran a workflow
+      const ran = last ? activitySeconds(await last.fetchHistory()) : {};
+      const parts = Object.entries(ran).map(([k, v]) => `${k} ${v.toFixed(2)}s`);
       say(`${what}, ${side}${label}: ${seconds.toFixed(2)}s${parts.length ? ` (activities: ${parts.join(', ')})` : ''}`);
-      if (side === 'orchestrated' && !label.includes('warm-up')) activities.push({ ...this.lastActivities, total: seconds });
+      if (side === 'orchestrated' && !label.includes('warm-up')) activities.push({ ...ran, total: seconds });
       return seconds;
     };
     await once('bare', ' (warm-up, untimed)');
@@ -376,8 +396,20 @@ export class PostgresBench {
     say(`restored copies match the source row for row (${want})`);
   }
 
+  /** What to undo if the run is interrupted now: the worker process, the restored copies, the dump file. */
+  private inProgress?: () => Promise<void>;
+  private closed = false;
+
+  /** On SIGINT/SIGTERM: stops the worker, drops the copies, deletes the run's objects. */
+  async abort(): Promise<void> {
+    await this.inProgress?.().catch(() => undefined);
+    await this.close();
+  }
+
   /** Deletes everything this run wrote to the repository, and closes connections. */
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     try {
       const r = await this.repository();
       const keys: string[] = [];

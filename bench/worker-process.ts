@@ -9,7 +9,8 @@
  * dedicated task queue, and runs until SIGTERM (Temporal's Runtime turns the
  * signal into a graceful shutdown). When the worker is built it tells the
  * parent over the IPC channel (`{ ready: true }`), or prints `ready <pid>` on
- * stdout when it was started without one.
+ * stdout when it was started without one; when that channel closes (the
+ * parent died), it shuts down too.
  */
 import { loadConfig } from '../src/config';
 import { messageOf } from '../src/errors';
@@ -27,15 +28,22 @@ async function main(): Promise<void> {
   const config = loadConfig(configFile);
   const { worker, connection } = await createWorker(config, { taskQueue });
   const running = worker.run();
-  if (process.send) process.send({ ready: true, pid: process.pid });
-  else console.log(`ready ${process.pid}`);
+  if (process.send) {
+    // A parent that is gone (killed without stopping us) leaves no worker behind polling its queue.
+    process.once('disconnect', () => {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+    });
+    process.send({ ready: true, pid: process.pid });
+  } else {
+    console.log(`ready ${process.pid}`);
+  }
   try {
     await running;
   } finally {
     await connection.close();
   }
   // The IPC channel would keep the event loop alive.
-  process.disconnect?.();
+  if (process.connected) process.disconnect();
 }
 
 main().then(
