@@ -25,8 +25,9 @@ export interface TemporalConfig {
   searchAttributes: boolean;
 }
 
-export interface S3RepositoryConfig {
-  kind: 's3';
+/** Where an S3 bucket or prefix is and how to reach it: the repository's and a bucket target's. */
+export interface S3Location {
+  /** S3 endpoint URL; omitted for AWS. */
   endpoint?: string;
   region: string;
   bucket: string;
@@ -34,6 +35,10 @@ export interface S3RepositoryConfig {
   forcePathStyle: boolean;
   accessKeyId?: SecretRef;
   secretAccessKey?: SecretRef;
+}
+
+export interface S3RepositoryConfig extends S3Location {
+  kind: 's3';
   partSizeMB: number;
   queueSize: number;
   /** Write artifacts with an Object Lock retention (the bucket must have Object Lock enabled). */

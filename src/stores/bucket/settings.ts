@@ -1,17 +1,10 @@
-import { int, secretRef, str, type SecretRef, type TargetConfig } from '../../config';
+import { int, secretRef, str, type S3Location, type TargetConfig } from '../../config';
 import { LifeboatError } from '../../errors';
 import { compileGlob } from './select';
 
-export interface BucketSettings {
-  /** S3 endpoint URL; omitted for AWS. */
-  endpoint?: string;
-  region: string;
-  bucket: string;
+export interface BucketSettings extends S3Location {
   /** '' (the whole bucket) or a key prefix ending in '/'. */
   prefix: string;
-  forcePathStyle: boolean;
-  accessKeyId?: SecretRef;
-  secretAccessKey?: SecretRef;
   /** rclone-style globs, matched against keys relative to `prefix`. */
   exclude: string[];
   /** Skip every object under a folder that holds a `deletion-mark.json` (rclone's `--exclude-if-present`). */
