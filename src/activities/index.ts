@@ -241,7 +241,7 @@ export function createActivities(config: Config) {
         const ran: string[] = [];
         for (const h of hooks) {
           ctx.progress({ stage: input.phase, item: hookName(h) });
-          await runHook(h, ctx.signal);
+          await runHook(h, {}, ctx.signal);
           ran.push(hookName(h));
         }
         return { ran };

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { loadConfig } from '../config';
+import { loadConfig } from '../config/load';
 import { LifeboatError, messageOf } from '../errors';
 import * as cmd from './commands';
 import * as keys from './keys';

@@ -1,18 +1,79 @@
-import { LifeboatError } from '../errors';
+import { z } from 'zod';
+import { httpUrl, path, secretRef, strict, text, wholeNumber, type SchemaContext, type SecretRef } from './fields';
 
-/** A writer hook: a command (argv, never a shell) or an HTTP call, each with a timeout. */
+/**
+ * Writer hooks and post-restore checks of a target. A hook is a command (argv,
+ * never a shell) or an HTTP call; each runs as its own activity with its own
+ * timeout, gets the run's context as environment variables (docs/hooks.md),
+ * and is retried only as configured.
+ */
+
+const common = {
+  /** The hook is stopped (and fails) after this long. */
+  timeoutSeconds: wholeNumber(1, 7 * 24 * 3600).default(60).meta({ description: 'the hook is stopped and fails after this many seconds (default 60)' }),
+  /** Extra attempts after a failure; 0 (default): a failed hook is never re-run blindly. */
+  retries: wholeNumber(0, 10).default(0).meta({ description: 'extra attempts after a failure (default 0: a failed migration is not re-run blindly)' }),
+};
+
+const commandHook = (c: SchemaContext) =>
+  strict({
+    command: z
+      .array(text(), { error: (iss) => (typeof iss.input === 'string' ? `must be a list (argv), not a shell string: write [${JSON.stringify(iss.input.split(' ')[0])}, …]` : 'must be a list of strings (argv; no shell)') })
+      .min(1, 'must name the program to run'),
+    /** Extra environment (not secrets: pass a file path instead). */
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'), z.string()).optional(),
+    /** Working folder (default: the worker's). */
+    cwd: path(c).optional(),
+    ...common,
+  });
+
+const httpHook = (c: SchemaContext) =>
+  strict({
+    http: strict({
+      url: httpUrl(),
+      method: text().transform((m) => m.toUpperCase()).default('POST'),
+      /** Header values are plain strings or secret references (e.g. an Authorization token in a file). */
+      headers: z.record(text(), z.union([z.string(), secretRef(c)])).default({}),
+    }),
+    ...common,
+  });
+
+export const hookSchema = (c: SchemaContext) =>
+  z.union([commandHook(c), httpHook(c)], {
+    error: (iss) => (typeof iss.input === 'object' && iss.input !== null && !Array.isArray(iss.input) ? undefined : 'must be { command: [argv…] } or { http: { url } }'),
+  });
+
 export type Hook =
-  | { command: string[]; timeoutSeconds: number }
-  | { http: { url: string; method: string; headers: Record<string, string> }; timeoutSeconds: number };
+  | { command: string[]; env?: Record<string, string>; cwd?: string; timeoutSeconds: number; retries: number }
+  | { http: { url: string; method: string; headers: Record<string, string | SecretRef> }; timeoutSeconds: number; retries: number };
+
+export const hooksSchema = (c: SchemaContext) =>
+  strict({
+    stopWriters: z.array(hookSchema(c)).default([]).meta({ description: 'stop what writes into the target, before a restore drops anything' }),
+    startWriters: z.array(hookSchema(c)).default([]).meta({ description: 'start it again after every restore, whatever happened' }),
+    postRestore: z.array(hookSchema(c)).default([]).meta({ description: 'after the restore, before writers start (e.g. migrations)' }),
+  });
 
 export interface TargetHooks {
   /** Stop what writes into the target before a restore. */
   stopWriters: Hook[];
   /** Start it again: after every restore, whatever happened. */
   startWriters: Hook[];
-  /** After the restore and before writers start, e.g. migrations (must be idempotent). */
+  /** After the restore and before writers start, e.g. migrations. */
   postRestore: Hook[];
 }
+
+export type HookPhase = keyof TargetHooks;
+
+export const checksSchema = () =>
+  strict({
+    readyUrl: httpUrl().optional().meta({ description: 'answers 2xx when the application is back' }),
+    readyTimeoutSeconds: wholeNumber(1, 24 * 3600).default(120),
+    sql: z
+      .array(strict({ database: text().optional(), query: text() }))
+      .default([])
+      .meta({ description: 'read-only queries run after a restore; each must return a true first column' }),
+  });
 
 export interface TargetChecks {
   /** Answers 2xx when the application is back. */
@@ -20,65 +81,4 @@ export interface TargetChecks {
   readyTimeoutSeconds: number;
   /** Queries the store runs after a restore; each must return a true first column. */
   sql: Array<{ database?: string; query: string }>;
-}
-
-const PHASES = ['stopWriters', 'startWriters', 'postRestore'] as const;
-
-function bad(file: string, field: string, why: string): never {
-  throw new LifeboatError('ConfigError', `config ${file}: '${field}' ${why}`);
-}
-
-function hook(file: string, field: string, v: unknown): Hook {
-  if (typeof v !== 'object' || v === null) bad(file, field, 'must be { command: [argv…] } or { http: { url } }');
-  const h = v as Record<string, unknown>;
-  const timeoutSeconds = h.timeoutSeconds === undefined ? 60 : Number(h.timeoutSeconds);
-  if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) bad(file, `${field}.timeoutSeconds`, 'must be a positive number');
-  if (Array.isArray(h.command)) {
-    if (h.command.length === 0 || !h.command.every((a) => typeof a === 'string')) bad(file, `${field}.command`, 'must be a non-empty list of strings (argv; no shell)');
-    return { command: h.command as string[], timeoutSeconds };
-  }
-  if (typeof h.command === 'string') bad(file, `${field}.command`, `must be a list (argv), not a shell string: write [${JSON.stringify(h.command.split(' ')[0])}, …]`);
-  if (typeof h.http === 'object' && h.http !== null) {
-    const x = h.http as Record<string, unknown>;
-    if (typeof x.url !== 'string' || !/^https?:\/\//.test(x.url)) bad(file, `${field}.http.url`, 'must be an http(s) URL');
-    const headers = (x.headers ?? {}) as Record<string, string>;
-    return { http: { url: x.url, method: typeof x.method === 'string' ? x.method.toUpperCase() : 'POST', headers }, timeoutSeconds };
-  }
-  bad(file, field, 'must be { command: [argv…] } or { http: { url } }');
-}
-
-export function parseHooks(file: string, target: string, v: unknown): TargetHooks {
-  const out: TargetHooks = { stopWriters: [], startWriters: [], postRestore: [] };
-  if (v === undefined) return out;
-  if (typeof v !== 'object' || v === null) bad(file, `targets.${target}.hooks`, 'must be a mapping');
-  const h = v as Record<string, unknown>;
-  for (const phase of PHASES) {
-    const list = h[phase] === undefined ? [] : h[phase];
-    if (!Array.isArray(list)) bad(file, `targets.${target}.hooks.${phase}`, 'must be a list of hooks');
-    out[phase] = list.map((x, i) => hook(file, `targets.${target}.hooks.${phase}[${i}]`, x));
-  }
-  const unknown = Object.keys(h).filter((k) => !(PHASES as readonly string[]).includes(k));
-  if (unknown.length) bad(file, `targets.${target}.hooks.${unknown[0]}`, `is not a hook phase (${PHASES.join(', ')})`);
-  return out;
-}
-
-export function parseChecks(file: string, target: string, v: unknown): TargetChecks {
-  const out: TargetChecks = { readyTimeoutSeconds: 120, sql: [] };
-  if (v === undefined) return out;
-  if (typeof v !== 'object' || v === null) bad(file, `targets.${target}.checks`, 'must be a mapping');
-  const c = v as Record<string, unknown>;
-  if (c.readyUrl !== undefined) {
-    if (typeof c.readyUrl !== 'string' || !/^https?:\/\//.test(c.readyUrl)) bad(file, `targets.${target}.checks.readyUrl`, 'must be an http(s) URL');
-    out.readyUrl = c.readyUrl;
-  }
-  if (c.readyTimeoutSeconds !== undefined) out.readyTimeoutSeconds = Number(c.readyTimeoutSeconds);
-  if (c.sql !== undefined) {
-    if (!Array.isArray(c.sql)) bad(file, `targets.${target}.checks.sql`, 'must be a list of { database?, query }');
-    out.sql = c.sql.map((q, i) => {
-      const o = q as Record<string, unknown>;
-      if (typeof o?.query !== 'string') bad(file, `targets.${target}.checks.sql[${i}].query`, 'must be a SQL string');
-      return { query: o.query, ...(typeof o.database === 'string' ? { database: o.database } : {}) };
-    });
-  }
-  return out;
 }

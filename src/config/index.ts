@@ -1,20 +1,21 @@
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
-import { parse } from 'yaml';
-import { LifeboatError } from '../errors';
+import { resolve } from 'node:path';
+import { z } from 'zod';
 import { DRILLS_DIR } from '../domain/layout';
-import { parseChecks, parseHooks, type TargetChecks, type TargetHooks } from './hooks';
-import { validateName } from '../domain/names';
 import { DEFAULT_RETENTION, type RetentionPolicy } from '../domain/retention';
-import { parseScheduleSettings, type ScheduleSettings } from '../domain/schedules';
+import { DEFAULT_SCHEDULES, ID_PREFIX, isCron, isTimezone, type ScheduleSettings } from '../domain/schedules';
+import { LifeboatError } from '../errors';
+import { bool, configError, httpUrl, name, oneOf, path, secretRef, strict, suggest, text, wholeNumber, type SchemaContext, type SecretRef } from './fields';
+import { checksSchema, hooksSchema, type TargetChecks, type TargetHooks } from './hooks';
 
 /**
- * lifeboat.yaml, loaded once and validated. Secrets are never inlined: a
- * secret field is a reference, `{ file: path }` (preferred) or `{ env: NAME }`,
- * resolved only inside the worker or CLI process that needs it.
+ * lifeboat.yaml, declared once (zod): the types below, the validation with
+ * "did you mean" for unknown keys, the editor JSON Schema (`lifeboat config
+ * schema`) and the reference in docs/config.md all come from these schemas.
+ * Secrets are never inlined: a secret field is a reference, `{ file: path }`
+ * (preferred) or `{ env: NAME }`, resolved only inside the process that needs it.
  */
-export type SecretRef = { file: string } | { env: string };
+export type { SecretRef, SchemaContext };
 
 export interface TemporalConfig {
   address: string;
@@ -59,7 +60,14 @@ export interface EncryptionConfig {
   identityFile?: string;
 }
 
-/** A target's raw settings; its store parses the kind-specific fields. */
+export interface SigningConfig {
+  /** The Ed25519 private key (PEM) backups sign their manifests with; only backup workers need it. */
+  keyFile?: string;
+  /** Public keys (`lifeboat-ed25519:…`) whose signatures restore and verify accept. */
+  publicKeys: string[];
+}
+
+/** A target's settings as written (validated against its kind's schema); its store reads them. */
 export interface TargetConfig {
   name: string;
   kind: string;
@@ -67,6 +75,8 @@ export interface TargetConfig {
   /** Writer hooks and post-restore checks; none when omitted. */
   hooks?: TargetHooks;
   checks?: TargetChecks;
+  /** The task queue of the worker beside this target's store; the config's task queue when omitted. */
+  taskQueue?: string;
 }
 
 export interface Config {
@@ -76,43 +86,219 @@ export interface Config {
   repository: RepositoryConfig;
   /** null when the config says `encryption: none` explicitly. */
   encryption: EncryptionConfig | null;
+  /** Manifest signatures; none configured means backups are unsigned and restores need --allow-unsigned. */
+  signing?: SigningConfig;
   targets: Map<string, TargetConfig>;
   /** The `schedules:` section (`lifeboat schedule apply`); defaults when omitted. */
   schedules?: ScheduleSettings;
+  /** Every secret file the config references (checked by `config check` and the worker). */
+  secretFiles?: string[];
 }
+
+/** One kind's settings, as its store declares them: a zod shape (src/stores/<kind>/settings.ts). */
+export type KindShape = (c: SchemaContext) => z.core.$ZodLooseShape;
+
+/** A kind as the config sees it: its settings, and the checks across fields its store makes (optional). */
+export interface KindSettings {
+  settings: KindShape;
+  /** Parses a target's settings, throwing a ConfigError for what the shape alone cannot say. */
+  parse?(configFile: string, t: Pick<TargetConfig, 'name' | 'settings'>): unknown;
+}
+
+// ---------------------------------------------------------------- the schema
+
+const taskQueue = () => text().regex(/^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,199}$/, "must be letters, digits, '.', '_', ':', '/' or '-'");
+
+const temporalSchema = () =>
+  strict({
+    address: text().default('127.0.0.1:7233').meta({ description: 'Temporal frontend host:port' }),
+    namespace: text().default('default'),
+    taskQueue: taskQueue().default('lifeboat').meta({ description: "the default worker's task queue" }),
+    uiUrl: httpUrl().optional().meta({ description: 'Web UI base URL, for links in the CLI output' }),
+    searchAttributes: bool().default(true).meta({ description: "tag runs with lifeboat's search attributes (registered on the server)" }),
+  });
+
+const s3Fields = (c: SchemaContext) => ({
+  endpoint: httpUrl().optional().meta({ description: 'S3 endpoint URL; omit for AWS' }),
+  region: text().default('us-east-1'),
+  bucket: text(),
+  forcePathStyle: bool().optional().meta({ description: 'path-style URLs (default: true when endpoint is set)' }),
+  accessKeyId: secretRef(c).optional(),
+  secretAccessKey: secretRef(c).optional(),
+});
+
+const prefixPart = () => name();
+
+const repositorySchema = (c: SchemaContext) =>
+  z.discriminatedUnion(
+    'kind',
+    [
+      strict({
+        kind: z.literal('s3'),
+        ...s3Fields(c),
+        prefix: text()
+          .default('lifeboat')
+          .transform((p) => p.replace(/^\/+|\/+$/g, ''))
+          .pipe(z.string().refine((p) => p.split('/').every((s) => prefixPart().safeParse(s).success), "must be folder names (letters, digits, '.', '_', '-') separated by '/'")),
+        partSizeMB: wholeNumber(5, 5120).default(16),
+        queueSize: wholeNumber(1, 64).default(4),
+        objectLock: strict({ mode: oneOf(['GOVERNANCE', 'COMPLIANCE']), days: wholeNumber(1, 36500) }).optional(),
+      }),
+      strict({ kind: z.literal('local'), path: path(c) }),
+    ],
+    { error: (iss) => (iss.code === 'invalid_union' ? `kind must be 's3' or 'local'` : undefined) },
+  );
+
+const encryptionSchema = (c: SchemaContext) =>
+  z.union(
+    [
+      z.literal('none'),
+      strict({
+        recipients: z.array(text().regex(/^age1[0-9a-z]+$/, 'must be an age recipient (age1…)')).min(1, 'must list at least one age recipient (age1…)'),
+        identityFile: path(c).optional().meta({ description: 'age identity file: only restore and verify read it' }),
+      }),
+    ],
+    { error: (iss) => (iss.input === undefined ? "is required: give age recipients (see 'lifeboat keygen'), or write 'encryption: none' to store backups unencrypted" : "must be { recipients: [age1…], identityFile } or 'none'") },
+  );
+
+const signingSchema = (c: SchemaContext) =>
+  strict({
+    keyFile: path(c).optional().meta({ description: "Ed25519 private key (PEM, mode 600) that signs manifests; backup workers only ('lifeboat keygen --signing')" }),
+    publicKeys: z
+      .array(text().regex(/^lifeboat-ed25519:[A-Za-z0-9+/=]{40,64}$/, "must be a public key printed by 'lifeboat keygen --signing' (lifeboat-ed25519:…)"))
+      .default([])
+      .meta({ description: 'public keys whose manifest signatures restore and verify accept' }),
+  });
+
+const retentionSchema = () =>
+  strict({
+    keepLast: wholeNumber(0).default(DEFAULT_RETENTION.keepLast),
+    daily: wholeNumber(0).default(DEFAULT_RETENTION.daily),
+    weekly: wholeNumber(0).default(DEFAULT_RETENTION.weekly),
+    monthly: wholeNumber(0).default(DEFAULT_RETENTION.monthly),
+  });
+
+const cron = () =>
+  z.union([z.literal(false), z.literal('off'), text()]).transform((v, ctx) => {
+    if (v === false || v === 'off') return false as const;
+    if (!isCron(v)) {
+      ctx.addIssue({ code: 'custom', message: 'must be a cron expression like "0 2 * * *" (minute hour day-of-month month day-of-week), or false for none' });
+      return z.NEVER;
+    }
+    return v.trim().replace(/\s+/g, ' ');
+  });
+
+const schedulesSchema = () =>
+  strict({
+    idPrefix: text().regex(ID_PREFIX, "must be 1-40 letters, digits, '.', '_' or '-', starting with a letter or digit").default(DEFAULT_SCHEDULES.idPrefix),
+    timezone: text().refine(isTimezone, 'must be an IANA time zone name like UTC or Europe/Berlin').default(DEFAULT_SCHEDULES.timezone),
+    enabled: bool().default(true),
+    backups: z.record(z.string(), cron()).default({}).meta({ description: 'per-target cron overrides; false: no backup schedule for that target' }),
+    drill: cron().default(DEFAULT_SCHEDULES.drill as string),
+    drillMode: oneOf(['scratch', 'in-place']).default('scratch'),
+    prune: cron().default(DEFAULT_SCHEDULES.prune as string),
+  });
+
+/** The fields every target has, whatever its kind. */
+export const commonTargetShape = (c: SchemaContext) => ({
+  kind: text().meta({ description: 'postgres, clickhouse, bucket, redis, influxdb or vault' }),
+  hooks: hooksSchema(c).optional(),
+  checks: checksSchema().optional(),
+  taskQueue: taskQueue().optional().meta({ description: 'task queue of a worker beside this store (lifeboat worker --targets NAME); default: temporal.taskQueue' }),
+});
+
+/** The top level; `targets` is checked per kind by parseConfig. */
+export const configSchema = (c: SchemaContext) =>
+  strict({
+    temporal: temporalSchema().prefault({}),
+    repository: repositorySchema(c),
+    encryption: encryptionSchema(c),
+    signing: signingSchema(c).optional(),
+    retention: retentionSchema().default(DEFAULT_RETENTION),
+    targets: z.record(z.string(), z.unknown(), { error: 'must map target names to their settings' }),
+    schedules: schedulesSchema().optional(),
+  });
+
+/** One target, validated against its kind's settings. */
+export function targetSchema(c: SchemaContext, kind: KindShape) {
+  return strict({ ...commonTargetShape(c), ...kind(c) });
+}
+
+// ---------------------------------------------------------------- parsing
 
 function bad(file: string, field: string, why: string): never {
   throw new LifeboatError('ConfigError', `config ${file}: '${field}' ${why}`);
 }
 
-type Obj = Record<string, unknown>;
-
-function obj(file: string, field: string, v: unknown): Obj {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) bad(file, field, 'must be a mapping');
-  return v as Obj;
+/**
+ * Parses one target's settings with its kind's schema: the typed settings,
+ * defaults filled in. Stores call this on `TargetConfig.settings`.
+ */
+export function parseTargetSettings<S extends KindShape>(file: string, t: Pick<TargetConfig, 'name' | 'settings'>, kind: S, c = contextOf(file)) {
+  const r = targetSchema(c, kind).safeParse(t.settings);
+  if (!r.success) throw configError(file, r.error, ['targets', t.name]);
+  return r.data as unknown as z.output<z.ZodObject<ReturnType<S>>>;
 }
 
-export function str(file: string, field: string, v: unknown, fallback?: string): string {
-  if (v === undefined && fallback !== undefined) return fallback;
-  if (typeof v !== 'string' || v === '') bad(file, field, 'must be a non-empty string');
-  return v;
+function contextOf(file: string): SchemaContext {
+  return { dir: resolve(file, '..'), secretFiles: [] };
 }
 
-export function int(file: string, field: string, v: unknown, fallback?: number): number {
-  if (v === undefined && fallback !== undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) bad(file, field, 'must be a positive whole number');
-  return v;
-}
-
-export function secretRef(file: string, field: string, v: unknown): SecretRef | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v === 'string') {
-    bad(file, field, "must reference the secret, not contain it: write { file: /path/to/secret } or { env: VAR_NAME }");
+/** Parses and validates lifeboat.yaml's text; `kinds` are the known kinds' settings (src/stores). */
+export function parseConfigDocument(raw: unknown, file: string, kinds: Record<string, KindSettings>): Config {
+  const c = contextOf(file);
+  const top = configSchema(c).safeParse(raw ?? {});
+  if (!top.success) throw configError(file, top.error);
+  const doc = top.data;
+  const targets = new Map<string, TargetConfig>();
+  for (const [targetName, tv] of Object.entries(doc.targets)) {
+    const field = `targets.${targetName}`;
+    if (!name().safeParse(targetName).success) {
+      bad(file, field, `is not a valid target name: use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit, without '..'`);
+    }
+    if (targetName === DRILLS_DIR) bad(file, field, `is a reserved name (the repository keeps drill records under '${DRILLS_DIR}/'); rename the target`);
+    if (typeof tv !== 'object' || tv === null || Array.isArray(tv)) bad(file, field, 'must be a mapping of settings with a kind');
+    const settings = tv as Record<string, unknown>;
+    const kind = settings.kind;
+    if (typeof kind !== 'string' || !(kind in kinds)) {
+      const s = typeof kind === 'string' ? suggest(kind, Object.keys(kinds)) : undefined;
+      bad(file, `${field}.kind`, `${kind === undefined ? 'is required' : `'${String(kind)}' is not a kind this lifeboat knows${s ? ` (did you mean '${s}'?)` : ''}`}; known kinds: ${Object.keys(kinds).join(', ')}`);
+    }
+    const parsed = parseTargetSettings(file, { name: targetName, settings }, kinds[kind]!.settings, c) as { hooks?: TargetHooks; checks?: TargetChecks; taskQueue?: string };
+    kinds[kind]!.parse?.(file, { name: targetName, settings });
+    targets.set(targetName, {
+      name: targetName,
+      kind,
+      settings,
+      hooks: parsed.hooks,
+      checks: parsed.checks,
+      ...(parsed.taskQueue ? { taskQueue: parsed.taskQueue } : {}),
+    });
   }
-  const o = obj(file, field, v);
-  if (typeof o.file === 'string') return { file: resolve(dirname(file), o.file) };
-  if (typeof o.env === 'string') return { env: o.env };
-  bad(file, field, 'must be { file: PATH } or { env: NAME }');
+  if (targets.size === 0) bad(file, 'targets', 'must name at least one target');
+  let schedules: ScheduleSettings | undefined;
+  if (doc.schedules) {
+    const unknown = Object.keys(doc.schedules.backups).filter((t) => !targets.has(t));
+    if (unknown.length) bad(file, `schedules.backups.${unknown[0]}`, `names no configured target; targets: ${[...targets.keys()].join(', ')}`);
+    schedules = doc.schedules;
+  }
+  const r = doc.repository;
+  return {
+    file,
+    retention: doc.retention,
+    temporal: doc.temporal,
+    repository: r.kind === 'local' ? r : { ...r, forcePathStyle: r.forcePathStyle ?? Boolean(r.endpoint) },
+    encryption: doc.encryption === 'none' ? null : doc.encryption,
+    ...(doc.signing ? { signing: doc.signing } : {}),
+    targets,
+    schedules: schedules ?? { ...DEFAULT_SCHEDULES, backups: {} },
+    secretFiles: [...new Set(c.secretFiles)],
+  };
+}
+
+/** The config file: --config, else $LIFEBOAT_CONFIG, else ./lifeboat.yaml. */
+export function configPath(explicit?: string): string {
+  return resolve(explicit ?? process.env.LIFEBOAT_CONFIG ?? 'lifeboat.yaml');
 }
 
 export async function resolveSecret(ref: SecretRef, what: string): Promise<string> {
@@ -128,125 +314,16 @@ export async function resolveSecret(ref: SecretRef, what: string): Promise<strin
   }
 }
 
-function parseRepository(file: string, v: unknown): RepositoryConfig {
-  const r = obj(file, 'repository', v);
-  if (r.kind === 'local') return { kind: 'local', path: resolve(dirname(file), str(file, 'repository.path', r.path)) };
-  if (r.kind !== 's3') bad(file, 'repository.kind', "must be 's3' or 'local'");
-  const prefix = str(file, 'repository.prefix', r.prefix, 'lifeboat').replace(/^\/+|\/+$/g, '');
-  prefix.split('/').forEach((p) => validateName('repository.prefix part', p));
-  return {
-    kind: 's3',
-    endpoint: r.endpoint === undefined ? undefined : str(file, 'repository.endpoint', r.endpoint),
-    region: str(file, 'repository.region', r.region, 'us-east-1'),
-    bucket: str(file, 'repository.bucket', r.bucket),
-    prefix,
-    forcePathStyle: r.forcePathStyle === undefined ? Boolean(r.endpoint) : r.forcePathStyle === true,
-    accessKeyId: secretRef(file, 'repository.accessKeyId', r.accessKeyId),
-    secretAccessKey: secretRef(file, 'repository.secretAccessKey', r.secretAccessKey),
-    partSizeMB: int(file, 'repository.partSizeMB', r.partSizeMB, 16),
-    queueSize: int(file, 'repository.queueSize', r.queueSize, 4),
-    objectLock: parseObjectLock(file, r.objectLock),
-  };
-}
-
-function parseObjectLock(file: string, v: unknown): S3RepositoryConfig['objectLock'] {
-  if (v === undefined) return undefined;
-  const o = obj(file, 'repository.objectLock', v);
-  if (o.mode !== 'GOVERNANCE' && o.mode !== 'COMPLIANCE') bad(file, 'repository.objectLock.mode', "must be 'GOVERNANCE' or 'COMPLIANCE'");
-  return { mode: o.mode, days: int(file, 'repository.objectLock.days', o.days) };
-}
-
-function whole(file: string, field: string, v: unknown, fallback: number): number {
-  if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) bad(file, field, 'must be a whole number, 0 or more');
-  return v;
-}
-
-function parseRetention(file: string, v: unknown): RetentionPolicy {
-  const r = obj(file, 'retention', v ?? {});
-  const d = DEFAULT_RETENTION;
-  return {
-    keepLast: whole(file, 'retention.keepLast', r.keepLast, d.keepLast),
-    daily: whole(file, 'retention.daily', r.daily, d.daily),
-    weekly: whole(file, 'retention.weekly', r.weekly, d.weekly),
-    monthly: whole(file, 'retention.monthly', r.monthly, d.monthly),
-  };
-}
-
-function parseEncryption(file: string, v: unknown): EncryptionConfig | null {
-  if (v === 'none') return null;
-  if (v === undefined) bad(file, 'encryption', "is required: give age recipients (see 'lifeboat keygen'), or write 'encryption: none' to store backups unencrypted");
-  const e = obj(file, 'encryption', v);
-  if (!Array.isArray(e.recipients) || e.recipients.length === 0) bad(file, 'encryption.recipients', 'must list at least one age recipient (age1…)');
-  const recipients = e.recipients.map((r, i) => str(file, `encryption.recipients[${i}]`, r));
-  const identityFile = e.identityFile === undefined ? undefined : resolve(dirname(file), str(file, 'encryption.identityFile', e.identityFile));
-  return { recipients, identityFile };
-}
-
-export function parseConfig(text: string, file: string): Config {
-  let raw: unknown;
-  try {
-    raw = parse(text);
-  } catch (err) {
-    throw new LifeboatError('ConfigError', `config ${file} is not valid YAML: ${(err as Error).message}`);
-  }
-  const c = obj(file, '(top level)', raw);
-  const t = obj(file, 'temporal', c.temporal ?? {});
-  const temporal: TemporalConfig = {
-    address: str(file, 'temporal.address', t.address, '127.0.0.1:7233'),
-    namespace: str(file, 'temporal.namespace', t.namespace, 'default'),
-    taskQueue: str(file, 'temporal.taskQueue', t.taskQueue, 'lifeboat'),
-    uiUrl: t.uiUrl === undefined ? undefined : str(file, 'temporal.uiUrl', t.uiUrl).replace(/\/+$/, ''),
-    searchAttributes: t.searchAttributes !== false,
-  };
-  const targets = new Map<string, TargetConfig>();
-  for (const [name, tv] of Object.entries(obj(file, 'targets', c.targets))) {
-    validateName('target', name);
-    if (name === DRILLS_DIR) bad(file, `targets.${name}`, `is a reserved name (the repository keeps drill records under '${DRILLS_DIR}/'); rename the target`);
-    const settings = obj(file, `targets.${name}`, tv);
-    targets.set(name, {
-      name,
-      kind: str(file, `targets.${name}.kind`, settings.kind),
-      settings,
-      hooks: parseHooks(file, name, settings.hooks),
-      checks: parseChecks(file, name, settings.checks),
-    });
-  }
-  if (targets.size === 0) bad(file, 'targets', 'must name at least one target');
-  return {
-    file,
-    retention: parseRetention(file, c.retention),
-    temporal,
-    repository: parseRepository(file, c.repository),
-    encryption: parseEncryption(file, c.encryption),
-    targets,
-    schedules: parseScheduleSettings(c.schedules, [...targets.keys()], (field, why) => bad(file, field, why)),
-  };
-}
-
-/** The config file: --config, else $LIFEBOAT_CONFIG, else ./lifeboat.yaml. */
-export function configPath(explicit?: string): string {
-  return resolve(explicit ?? process.env.LIFEBOAT_CONFIG ?? 'lifeboat.yaml');
-}
-
-export function loadConfig(explicit?: string): Config {
-  const file = configPath(explicit);
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new LifeboatError(
-      'ConfigError',
-      `cannot read config ${file} (${(err as NodeJS.ErrnoException).code ?? err}); pass --config FILE or set LIFEBOAT_CONFIG (the local stack writes one: scripts/stack.sh env)`,
-    );
-  }
-  return parseConfig(text, file);
-}
-
-export function targetOf(config: Config, name: string): TargetConfig {
-  const t = config.targets.get(name);
+export function targetOf(config: Config, targetName: string): TargetConfig {
+  const t = config.targets.get(targetName);
   if (!t) {
-    throw new LifeboatError('ConfigError', `target '${name}' is not in ${config.file}; configured targets: ${[...config.targets.keys()].join(', ')}`);
+    const s = suggest(targetName, [...config.targets.keys()]);
+    throw new LifeboatError('ConfigError', `target '${targetName}' is not in ${config.file}${s ? ` (did you mean '${s}'?)` : ''}; configured targets: ${[...config.targets.keys()].join(', ')}`);
   }
   return t;
+}
+
+/** The task queue whose worker runs a target's activities. */
+export function taskQueueOf(config: Config, targetName: string): string {
+  return targetOf(config, targetName).taskQueue ?? config.temporal.taskQueue;
 }

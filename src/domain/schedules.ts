@@ -61,7 +61,7 @@ export interface DesiredSchedule {
  * the server takes any string, but the Web UI has mis-routed ids with '/',
  * ':' or '@' in them, and target names already fit this alphabet.
  */
-const ID_PREFIX = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$/;
+export const ID_PREFIX = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$/;
 
 export function scheduleId(idPrefix: string, name: string): string {
   return `${idPrefix}-${name}`;
@@ -119,9 +119,7 @@ export function desiredSchedules(targets: ReadonlyArray<{ name: string; kind: st
   return out;
 }
 
-// ---- the config section -------------------------------------------------
-
-type Bad = (field: string, why: string) => never;
+// ---- the config section (its schema is in src/config) -----------------
 
 const CRON_FIELD = /^[A-Za-z0-9*?,/-]+$/;
 const CRON_SHORTHAND = /^@(yearly|annually|monthly|weekly|daily|midnight|hourly)$/;
@@ -141,49 +139,6 @@ export function isTimezone(tz: string): boolean {
   } catch {
     return false;
   }
-}
-
-function cronOrOff(field: string, v: unknown, fallback: string | false, bad: Bad): string | false {
-  if (v === undefined) return fallback;
-  if (v === false || v === 'off') return false;
-  if (typeof v !== 'string' || !isCron(v)) bad(field, 'must be a cron expression like "0 2 * * *" (minute hour day-of-month month day-of-week), or false for none');
-  return v.trim().replace(/\s+/g, ' ');
-}
-
-/** Parses `schedules:`; `bad` reports a field's problem in the config's words. */
-export function parseScheduleSettings(raw: unknown, targets: readonly string[], bad: Bad): ScheduleSettings {
-  const d = DEFAULT_SCHEDULES;
-  if (raw === undefined || raw === null) return { ...d, backups: {} };
-  if (typeof raw !== 'object' || Array.isArray(raw)) bad('schedules', 'must be a mapping');
-  const r = raw as Record<string, unknown>;
-  const known = ['idPrefix', 'timezone', 'enabled', 'backups', 'drill', 'drillMode', 'prune'];
-  for (const k of Object.keys(r)) if (!known.includes(k)) bad(`schedules.${k}`, `is not a schedules setting; known: ${known.join(', ')}`);
-
-  const idPrefix = r.idPrefix ?? d.idPrefix;
-  if (typeof idPrefix !== 'string' || !ID_PREFIX.test(idPrefix)) bad('schedules.idPrefix', "must be 1-40 letters, digits, '.', '_' or '-', starting with a letter or digit");
-  const timezone = r.timezone ?? d.timezone;
-  if (typeof timezone !== 'string' || !isTimezone(timezone)) bad('schedules.timezone', 'must be an IANA time zone name like UTC or Europe/Berlin');
-  if (r.enabled !== undefined && typeof r.enabled !== 'boolean') bad('schedules.enabled', 'must be true or false');
-  const drillMode = r.drillMode ?? d.drillMode;
-  if (drillMode !== 'scratch' && drillMode !== 'in-place') bad('schedules.drillMode', "must be 'scratch' or 'in-place'");
-
-  const backups: Record<string, string | false> = {};
-  if (r.backups !== undefined && r.backups !== null) {
-    if (typeof r.backups !== 'object' || Array.isArray(r.backups)) bad('schedules.backups', 'must map target names to cron expressions');
-    for (const [name, v] of Object.entries(r.backups as Record<string, unknown>)) {
-      if (!targets.includes(name)) bad(`schedules.backups.${name}`, `names no configured target; targets: ${targets.join(', ')}`);
-      backups[name] = cronOrOff(`schedules.backups.${name}`, v, false, bad);
-    }
-  }
-  return {
-    idPrefix,
-    timezone,
-    enabled: r.enabled ?? d.enabled,
-    backups,
-    drill: cronOrOff('schedules.drill', r.drill, d.drill, bad),
-    drillMode,
-    prune: cronOrOff('schedules.prune', r.prune, d.prune, bad),
-  };
 }
 
 // ---- reading back what Temporal has -------------------------------------

@@ -1,28 +1,42 @@
-import { targetOf, type Config } from '../config';
+import { targetOf, type Config, type KindSettings, type TargetConfig } from '../config';
 import { LifeboatError } from '../errors';
+import { suggest } from '../config/fields';
 import { BucketStore } from './bucket';
+import { bucketSettings, parseBucketSettings } from './bucket/settings';
 import { ClickhouseStore } from './clickhouse';
+import { clickhouseSettings, parseClickhouseSettings } from './clickhouse/settings';
 import { PostgresStore } from './postgres';
+import { parsePostgresSettings, postgresSettings } from './postgres/settings';
 import type { Store } from './types';
 
 export * from './types';
 
+interface Kind extends KindSettings {
+  open(configFile: string, t: TargetConfig): Store;
+}
+
 /** One line per kind: adding a kind is adding its folder and a line here. */
-const KINDS: Record<string, (configFile: string, t: ReturnType<typeof targetOf>) => Store> = {
-  postgres: (file, t) => new PostgresStore(file, t),
-  bucket: (file, t) => new BucketStore(file, t),
-  clickhouse: (file, t) => new ClickhouseStore(file, t),
+const KINDS: Record<string, Kind> = {
+  postgres: { settings: postgresSettings, parse: parsePostgresSettings, open: (file, t) => new PostgresStore(file, t) },
+  clickhouse: { settings: clickhouseSettings, parse: parseClickhouseSettings, open: (file, t) => new ClickhouseStore(file, t) },
+  bucket: { settings: bucketSettings, parse: parseBucketSettings, open: (file, t) => new BucketStore(file, t) },
 };
 
 export function openStore(config: Config, target: string): Store {
   const t = targetOf(config, target);
-  const make = KINDS[t.kind];
-  if (!make) {
-    throw new LifeboatError('ConfigError', `target '${target}' in ${config.file} has kind '${t.kind}', which this lifeboat does not know; known kinds: ${Object.keys(KINDS).join(', ')}`);
+  const kind = KINDS[t.kind];
+  if (!kind) {
+    const s = suggest(t.kind, Object.keys(KINDS));
+    throw new LifeboatError('ConfigError', `target '${target}' in ${config.file} has kind '${t.kind}', which this lifeboat does not know${s ? ` (did you mean '${s}'?)` : ''}; known kinds: ${Object.keys(KINDS).join(', ')}`);
   }
-  return make(config.file, t);
+  return kind.open(config.file, t);
 }
 
 export function knownKinds(): string[] {
   return Object.keys(KINDS);
+}
+
+/** What the config needs of each kind to validate its targets. */
+export function kindSettings(): Record<string, KindSettings> {
+  return KINDS;
 }

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
-import { parseConfig, type TargetConfig } from '../../src/config';
+import type { TargetConfig } from '../../src/config';
+import { parseConfig } from '../../src/config/load';
 import { ClickhouseHttp } from '../../src/stores/clickhouse/http';
 import { ClickhouseStore } from '../../src/stores/clickhouse';
 import { quoteIdent } from '../../src/stores/clickhouse/sql';

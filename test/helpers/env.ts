@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { loadConfig, type Config, type TargetConfig } from '../../src/config';
+import { type Config, type TargetConfig } from '../../src/config';
+import { loadConfig } from '../../src/config/load';
 
 /**
  * Tests run against the local stack's real servers (scripts/stack.sh up writes

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { stringify } from 'yaml';
-import { parseConfig } from '../../src/config';
+import { parseConfig } from '../../src/config/load';
 import type { Manifest } from '../../src/domain/manifest';
 import { LifeboatError } from '../../src/errors';
 import { writeManifest } from '../../src/repo/catalog';

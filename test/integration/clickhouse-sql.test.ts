@@ -1,4 +1,4 @@
-import { parseConfig } from '../../src/config';
+import { parseConfig } from '../../src/config/load';
 import { LifeboatError } from '../../src/errors';
 import { versionAtLeast } from '../../src/stores/clickhouse';
 import { findTrailingException, parseException, redact } from '../../src/stores/clickhouse/errors';
@@ -237,9 +237,9 @@ describe('settings', () => {
     expect(() => parse('{ kind: clickhouse, databases: [e], url: "http://u:p@h:8123" }')).toThrow(/'targets.events-ch.url' must not contain credentials/);
     expect(() => parse('{ kind: clickhouse, databases: [e], url: "http://h:8123/?password=x" }')).toThrow(/must not have a query string/);
     expect(() => parse('{ kind: clickhouse, databases: [e], password: hunter2 }')).toThrow(/must reference the secret, not contain it/);
-    expect(() => parse('{ kind: clickhouse, databases: [e], strategy: fast }')).toThrow(/'auto', 'native' or 'logical'/);
+    expect(() => parse('{ kind: clickhouse, databases: [e], strategy: fast }')).toThrow(/'targets.events-ch.strategy' must be one of 'auto', 'native', 'logical', not 'fast'/);
     expect(() => parse('{ kind: clickhouse, databases: [e], strategy: native }')).toThrow(/nativeBackupUrl' is required with strategy 'native'/);
     expect(() => parse('{ kind: clickhouse, databases: [e], nativeBackupUrl: { url: "https://b/x", accessKeyId: { env: K } } }')).toThrow(/both accessKeyId and secretAccessKey, or neither/);
-    expect(() => parse('{ kind: clickhouse, databases: ["../x"] }')).toThrow(/is not a valid name/);
+    expect(() => parse('{ kind: clickhouse, databases: ["../x"] }')).toThrow(/'targets.events-ch.databases\[0\]' must use 1-63 letters/);
   });
 });

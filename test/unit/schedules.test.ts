@@ -1,5 +1,5 @@
-import { parseConfig } from '../../src/config';
-import { calendarToCron, DEFAULT_SCHEDULES, desiredSchedules, isCron, normalizeCron, parseScheduleSettings, resolveScheduleId, type CalendarRange } from '../../src/domain/schedules';
+import { parseConfig } from '../../src/config/load';
+import { calendarToCron, DEFAULT_SCHEDULES, desiredSchedules, isCron, normalizeCron, resolveScheduleId, type CalendarRange } from '../../src/domain/schedules';
 
 const targets = [
   { name: 'app-pg', kind: 'postgres' },
@@ -10,10 +10,6 @@ const targets = [
   { name: 'logs-ch', kind: 'clickhouse' },
   { name: 'cache', kind: 'redis' },
 ];
-
-const bad = (field: string, why: string): never => {
-  throw new Error(`'${field}' ${why}`);
-};
 
 describe('desired schedules', () => {
   it('staggers nightly backups by kind: postgres 02:00, clickhouse 02:30, bucket 03:00, +10 min per target of a kind', () => {
@@ -45,11 +41,13 @@ describe('desired schedules', () => {
   });
 
   it('takes overrides: a target cron, no schedule (false), drill mode, time zone, id prefix', () => {
-    const settings = parseScheduleSettings(
-      { idPrefix: 'staging', timezone: 'Europe/Berlin', backups: { 'app-pg': '45 1 * * *', 'billing-pg': false }, drill: '0 6 * * 1', drillMode: 'in-place', prune: 'off' },
-      targets.map((t) => t.name),
-      bad,
-    );
+    const yaml = `repository: { kind: local, path: /x }
+encryption: none
+targets:
+${targets.map((t) => `  ${t.name}: { kind: ${t.kind === 'redis' ? 'bucket' : t.kind}, ${t.kind === 'bucket' || t.kind === 'redis' ? 'bucket: b-1' : 'user: u, databases: [d]'} }`).join('\n')}
+schedules: { idPrefix: staging, timezone: Europe/Berlin, backups: { app-pg: "45 1 * * *", billing-pg: false }, drill: "0 6 * * 1", drillMode: in-place, prune: "off" }
+`;
+    const settings = parseConfig(yaml, '/l.yaml').schedules!;
     const s = desiredSchedules(targets, settings);
     const byId = Object.fromEntries(s.map((x) => [x.id, x]));
     expect(byId['staging-backup-app-pg']!.cron).toBe('45 1 * * *');
@@ -77,7 +75,7 @@ describe('the schedules config section', () => {
 repository: { kind: local, path: ./backups }
 encryption: none
 targets:
-  app-pg: { kind: postgres, databases: [app] }
+  app-pg: { kind: postgres, user: u, databases: [app] }
 `;
 
   it('defaults when omitted', () => {
@@ -95,8 +93,9 @@ targets:
     ['  prune: "CRON_TZ=UTC 0 5 * * *"', /'schedules.prune' must be a cron expression/],
     ['  timezone: Mars/Olympus', /'schedules.timezone' must be an IANA time zone/],
     ['  idPrefix: "a/b"', /'schedules.idPrefix' must be 1-40 letters/],
-    ['  drillMode: yolo', /'schedules.drillMode' must be 'scratch' or 'in-place'/],
-    ['  nightly: true', /'schedules.nightly' is not a schedules setting/],
+    ['  drillMode: yolo', /'schedules.drillMode' must be one of 'scratch', 'in-place', not 'yolo'/],
+    ['  nightly: true', /'schedules' has unknown setting 'nightly'; known: idPrefix/],
+    ['  drilMode: scratch', /'schedules' has unknown setting 'drilMode' \(did you mean 'drillMode'\?\)/],
   ])('refuses %s', (line, message) => {
     expect(() => parseConfig(`${base}schedules:\n${line}\n`, '/l.yaml')).toThrow(message);
   });

@@ -29,6 +29,7 @@ let config: Config;
 const note = (word: string, extra: string[] = []): Hook => ({
   command: [process.execPath, '-e', "require('fs').appendFileSync(process.argv[1], process.argv[2] + '\\n'); if (process.argv[3]) setTimeout(() => {}, Number(process.argv[3]))", log, word, ...extra],
   timeoutSeconds: 30,
+  retries: 0,
 });
 
 function withTarget(c: Config, patch: Partial<TargetConfig>): Config {
@@ -124,7 +125,7 @@ test('writers are started again after a cancelled restore', async () => {
 test('a failing hook fails the restore with its output, and writers are still started', async () => {
   const backupId = await backup();
   const failing = withTarget(config, {
-    hooks: { stopWriters: [{ command: ['sh', '-c', 'echo "cannot stop: app busy" >&2; exit 3'], timeoutSeconds: 10 }], startWriters: [note('start')], postRestore: [] },
+    hooks: { stopWriters: [{ command: ['sh', '-c', 'echo "cannot stop: app busy" >&2; exit 3'], timeoutSeconds: 10, retries: 0 }], startWriters: [note('start')], postRestore: [] },
   });
   await h.stop();
   h = await startHarness(failing);
@@ -132,7 +133,7 @@ test('a failing hook fails the restore with its output, and writers are still st
     await rm(log, { force: true });
     const f = await failureOf((await start('restoreWorkflow', { backupId, yes: true })).result);
     expect(f.type).toBe('HookFailed');
-    expect(f.message).toBe('hook sh -c echo "cannot stop: app busy" >&2; exit 3 exited with code 3: cannot stop: app busy');
+    expect(f.message).toBe(`hook 'sh -c echo "cannot stop: app busy" >&2; exit 3' exited with status 3; its last output: cannot stop: app busy`);
     expect(await logged()).toEqual(['start']);
   } finally {
     await h.stop();

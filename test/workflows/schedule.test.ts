@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { loadConfig } from '../../src/config';
+import { loadConfig } from '../../src/config/load';
 import { calendarToCron } from '../../src/domain/schedules';
 import { openRepository } from '../../src/repo';
 import { listBackups } from '../../src/repo/catalog';

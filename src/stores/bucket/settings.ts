@@ -1,4 +1,6 @@
-import { int, secretRef, str, type S3Location, type TargetConfig } from '../../config';
+import { z } from 'zod';
+import { parseTargetSettings, type S3Location, type TargetConfig } from '../../config';
+import { bool, httpUrl, secretRef, text, wholeNumber, type SchemaContext } from '../../config/fields';
 import { LifeboatError } from '../../errors';
 import { compileGlob } from './select';
 
@@ -31,58 +33,63 @@ export function validBucketName(what: string, name: string): string {
 }
 
 /** '' or 'a/b/': no leading slash, no empty or '..' segments. */
-function folder(file: string, field: string, v: unknown, fallback: string): string {
-  const raw = str(file, field, v, fallback === '' ? '/' : fallback);
-  const trimmed = raw.replace(/^\/+|\/+$/g, '');
-  if (trimmed === '') return '';
-  if (trimmed.split('/').some((s) => s === '' || s === '.' || s === '..')) {
-    throw new LifeboatError('ConfigError', `config ${file}: '${field}' must be a key prefix like 'a/b/' without empty, '.' or '..' parts`);
-  }
-  return `${trimmed}/`;
-}
+const folder = () =>
+  z
+    .string({ error: 'must be a key prefix like a/b/' })
+    .transform((raw) => raw.replace(/^\/+|\/+$/g, ''))
+    .refine((v) => v === '' || v.split('/').every((s) => s !== '' && s !== '.' && s !== '..'), "must be a key prefix like 'a/b/' without empty, '.' or '..' parts")
+    .transform((v) => (v === '' ? '' : `${v}/`));
 
-function strings(file: string, field: string, v: unknown, fallback: string[]): string[] {
-  if (v === undefined) return fallback;
-  if (!Array.isArray(v)) throw new LifeboatError('ConfigError', `config ${file}: '${field}' must be a list of strings`);
-  return v.map((s, i) => str(file, `${field}[${i}]`, s));
-}
+/** A bucket target's settings (docs/bucket.md). */
+export const bucketSettings = (c: SchemaContext) => ({
+  endpoint: httpUrl().optional().meta({ description: 'S3 endpoint URL; omit for AWS' }),
+  region: text().default('us-east-1'),
+  bucket: text().refine((b) => BUCKET.test(b), 'is not a valid S3 bucket name: use 3-63 lowercase letters, digits, dots or dashes'),
+  prefix: folder().default('').meta({ description: "'' (the whole bucket) or a key prefix ending in '/'" }),
+  forcePathStyle: bool().optional(),
+  accessKeyId: secretRef(c).optional(),
+  secretAccessKey: secretRef(c).optional(),
+  exclude: z
+    .array(text().superRefine((g, ctx) => {
+      try {
+        compileGlob(g);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    }))
+    .default([])
+    .meta({ description: 'rclone-style globs, matched against keys relative to prefix' }),
+  excludeDeletionMarked: bool().default(false).meta({ description: "skip every folder holding a deletion-mark.json (rclone's --exclude-if-present)" }),
+  completionMarkers: z
+    .array(text().refine((m) => !m.includes('/'), 'must be a file name (like meta.json), not a path'))
+    .default(['meta.json'])
+    .meta({ description: 'file names written last on restore (and copied last on backup)' }),
+  concurrency: wholeNumber(1, 256).default(16),
+  drillPrefix: folder()
+    .default('lifeboat-drill/')
+    .meta({ description: 'folder below prefix where the drill writes its markers; point it away from live data (a reader such as Mimir takes every top-level folder as a tenant)' }),
+});
 
-export function parseBucketSettings(file: string, t: TargetConfig): BucketSettings {
-  const s = t.settings;
-  const f = (k: string) => `targets.${t.name}.${k}`;
-  const endpoint = s.endpoint === undefined ? undefined : str(file, f('endpoint'), s.endpoint).replace(/\/+$/, '');
-  const exclude = strings(file, f('exclude'), s.exclude, []);
-  for (const [i, g] of exclude.entries()) {
-    try {
-      compileGlob(g);
-    } catch (err) {
-      throw new LifeboatError('ConfigError', `config ${file}: '${f(`exclude[${i}]`)}' ${(err as Error).message}`);
-    }
-  }
-  const completionMarkers = strings(file, f('completionMarkers'), s.completionMarkers, ['meta.json']);
-  if (completionMarkers.some((m) => m.includes('/'))) {
-    throw new LifeboatError('ConfigError', `config ${file}: '${f('completionMarkers')}' lists file names (like meta.json), not paths`);
-  }
-  if (s.excludeDeletionMarked !== undefined && typeof s.excludeDeletionMarked !== 'boolean') {
-    throw new LifeboatError('ConfigError', `config ${file}: '${f('excludeDeletionMarked')}' must be true or false`);
-  }
-  const accessKeyId = secretRef(file, f('accessKeyId'), s.accessKeyId);
-  const secretAccessKey = secretRef(file, f('secretAccessKey'), s.secretAccessKey);
-  if (!accessKeyId !== !secretAccessKey) {
-    throw new LifeboatError('ConfigError', `config ${file}: '${f('accessKeyId')}' and '${f('secretAccessKey')}' go together: give both, or neither to use the SDK's default credentials`);
+export function parseBucketSettings(file: string, t: Pick<TargetConfig, 'name' | 'settings'>): BucketSettings {
+  const s = parseTargetSettings(file, t, bucketSettings);
+  if (!s.accessKeyId !== !s.secretAccessKey) {
+    throw new LifeboatError(
+      'ConfigError',
+      `config ${file}: 'targets.${t.name}.accessKeyId' and 'targets.${t.name}.secretAccessKey' go together: give both, or neither to use the SDK's default credentials`,
+    );
   }
   return {
-    endpoint,
-    region: str(file, f('region'), s.region, 'us-east-1'),
-    bucket: validBucketName(f('bucket'), str(file, f('bucket'), s.bucket)),
-    prefix: folder(file, f('prefix'), s.prefix, ''),
-    forcePathStyle: s.forcePathStyle === undefined ? Boolean(endpoint) : s.forcePathStyle === true,
-    accessKeyId,
-    secretAccessKey,
-    exclude,
-    excludeDeletionMarked: s.excludeDeletionMarked === true,
-    completionMarkers,
-    concurrency: Math.min(int(file, f('concurrency'), s.concurrency, 16), 256),
-    drillPrefix: folder(file, f('drillPrefix'), s.drillPrefix, 'lifeboat-drill/'),
+    endpoint: s.endpoint,
+    region: s.region,
+    bucket: s.bucket,
+    prefix: s.prefix,
+    forcePathStyle: s.forcePathStyle ?? Boolean(s.endpoint),
+    accessKeyId: s.accessKeyId,
+    secretAccessKey: s.secretAccessKey,
+    exclude: s.exclude,
+    excludeDeletionMarked: s.excludeDeletionMarked,
+    completionMarkers: s.completionMarkers,
+    concurrency: s.concurrency,
+    drillPrefix: s.drillPrefix,
   };
 }

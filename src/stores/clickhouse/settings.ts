@@ -1,5 +1,6 @@
-import { int, secretRef, str, type SecretRef, type TargetConfig } from '../../config';
-import { validateName } from '../../domain/names';
+import { z } from 'zod';
+import { parseTargetSettings, type SecretRef, type TargetConfig } from '../../config';
+import { bool, name, oneOf, secretRef, strict, text, wholeNumber, type SchemaContext } from '../../config/fields';
 import { LifeboatError } from '../../errors';
 
 export type Strategy = 'auto' | 'native' | 'logical';
@@ -30,65 +31,50 @@ export interface ClickhouseSettings {
   nativeBackup?: NativeBackupSettings;
 }
 
-function bad(file: string, field: string, why: string): never {
-  throw new LifeboatError('ConfigError', `config ${file}: '${field}' ${why}`);
-}
-
 /**
  * A URL without credentials, query or fragment: credentials in a URL end up in
  * logs (ours and the server's), so they must come from a secret reference.
  */
-function plainUrl(file: string, field: string, v: unknown, protocols: string[], fallback?: string): string {
-  const text = str(file, field, v, fallback);
-  let u: URL;
-  try {
-    u = new URL(text);
-  } catch {
-    bad(file, field, `is not a URL: ${JSON.stringify(text.slice(0, 80))}`);
+const plainUrl = () =>
+  text()
+    .refine((v) => URL.canParse(v), 'is not a URL')
+    .refine((v) => /^https?:$/.test(new URL(v).protocol), 'must start with http:// or https://')
+    .refine((v) => !new URL(v).username && !new URL(v).password, 'must not contain credentials: use the user/password (or accessKeyId/secretAccessKey) settings with a { file } or { env } reference')
+    .refine((v) => !new URL(v).search && !new URL(v).hash, 'must not have a query string or fragment (settings and credentials never go in the URL)')
+    .transform((v) => v.replace(/\/+$/, ''));
+
+const nativeBackup = (c: SchemaContext) =>
+  z.union([
+    plainUrl(),
+    strict({
+      url: plainUrl(),
+      accessKeyId: secretRef(c).optional(),
+      secretAccessKey: secretRef(c).optional(),
+      incremental: bool().default(false),
+      fullEvery: wholeNumber(1, 1000).default(7),
+    }).refine((o) => !o.accessKeyId === !o.secretAccessKey, 'needs both accessKeyId and secretAccessKey, or neither (the server then uses its own S3 credentials)'),
+  ]);
+
+/** A clickhouse target's settings (docs/clickhouse.md). */
+export const clickhouseSettings = (c: SchemaContext) => ({
+  url: plainUrl()
+    .refine((v) => ['/', ''].includes(new URL(v).pathname), 'must be scheme://host:port, without a path')
+    .default('http://127.0.0.1:8123')
+    .meta({ description: 'HTTP interface: scheme, host and port only' }),
+  user: text().default('default'),
+  password: secretRef(c).optional(),
+  databases: z.array(name()).min(1, 'must list at least one database'),
+  drillDatabase: name().optional().meta({ description: 'database the drill seeds its markers in (default: the first)' }),
+  strategy: oneOf(['auto', 'native', 'logical']).default('auto'),
+  nativeBackupUrl: nativeBackup(c).optional().meta({ description: 'S3 folder for BACKUP … TO S3 (22.8+): a URL, or { url, accessKeyId, secretAccessKey, incremental, fullEvery }' }),
+});
+
+export function parseClickhouseSettings(file: string, t: Pick<TargetConfig, 'name' | 'settings'>): ClickhouseSettings {
+  const s = parseTargetSettings(file, t, clickhouseSettings);
+  const n = s.nativeBackupUrl;
+  const native: NativeBackupSettings | undefined = n === undefined ? undefined : typeof n === 'string' ? { url: n, incremental: false, fullEvery: 7 } : n;
+  if (s.strategy === 'native' && !native) {
+    throw new LifeboatError('ConfigError', `config ${file}: 'targets.${t.name}.nativeBackupUrl' is required with strategy 'native': the S3 folder BACKUP writes to`);
   }
-  if (!protocols.includes(u.protocol)) bad(file, field, `must start with ${protocols.map((p) => `${p}//`).join(' or ')}`);
-  if (u.username || u.password) bad(file, field, 'must not contain credentials: use the user/password (or accessKeyId/secretAccessKey) settings with a { file } or { env } reference');
-  if (u.search || u.hash) bad(file, field, 'must not have a query string or fragment (settings and credentials never go in the URL)');
-  return text.replace(/\/+$/, '');
-}
-
-function parseNative(file: string, f: (k: string) => string, v: unknown): NativeBackupSettings | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v === 'string') return { url: plainUrl(file, f('nativeBackupUrl'), v, ['http:', 'https:']), incremental: false, fullEvery: 7 };
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) bad(file, f('nativeBackupUrl'), 'must be a URL or { url, accessKeyId, secretAccessKey }');
-  const o = v as Record<string, unknown>;
-  const accessKeyId = secretRef(file, f('nativeBackupUrl.accessKeyId'), o.accessKeyId);
-  const secretAccessKey = secretRef(file, f('nativeBackupUrl.secretAccessKey'), o.secretAccessKey);
-  if (!accessKeyId !== !secretAccessKey) bad(file, f('nativeBackupUrl'), 'needs both accessKeyId and secretAccessKey, or neither (the server then uses its own S3 credentials)');
-  if (o.incremental !== undefined && typeof o.incremental !== 'boolean') bad(file, f('nativeBackupUrl.incremental'), 'must be true or false');
-  return {
-    url: plainUrl(file, f('nativeBackupUrl.url'), o.url, ['http:', 'https:']),
-    accessKeyId,
-    secretAccessKey,
-    incremental: o.incremental === true,
-    fullEvery: int(file, f('nativeBackupUrl.fullEvery'), o.fullEvery, 7),
-  };
-}
-
-export function parseClickhouseSettings(file: string, t: TargetConfig): ClickhouseSettings {
-  const s = t.settings;
-  const f = (k: string) => `targets.${t.name}.${k}`;
-  if (!Array.isArray(s.databases) || s.databases.length === 0) bad(file, f('databases'), 'must list at least one database');
-  const databases = s.databases.map((d, i) => validateName(`${f('databases')}[${i}]`, d));
-  const drillDatabase = s.drillDatabase === undefined ? databases[0]! : validateName(f('drillDatabase'), s.drillDatabase);
-  const strategy = s.strategy === undefined ? 'auto' : s.strategy;
-  if (strategy !== 'auto' && strategy !== 'native' && strategy !== 'logical') bad(file, f('strategy'), "must be 'auto', 'native' or 'logical'");
-  const nativeBackup = parseNative(file, f, s.nativeBackupUrl);
-  if (strategy === 'native' && !nativeBackup) bad(file, f('nativeBackupUrl'), "is required with strategy 'native': the S3 folder BACKUP writes to");
-  const url = plainUrl(file, f('url'), s.url, ['http:', 'https:'], 'http://127.0.0.1:8123');
-  if (new URL(url).pathname !== '/' && new URL(url).pathname !== '') bad(file, f('url'), 'must be scheme://host:port, without a path');
-  return {
-    url,
-    user: str(file, f('user'), s.user, 'default'),
-    password: secretRef(file, f('password'), s.password),
-    databases,
-    drillDatabase,
-    strategy,
-    nativeBackup,
-  };
+  return { url: s.url, user: s.user, password: s.password, databases: s.databases, drillDatabase: s.drillDatabase ?? s.databases[0]!, strategy: s.strategy, nativeBackup: native };
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { resolveSecret } from '../../config';
 import { LifeboatError } from '../../errors';
@@ -45,17 +46,34 @@ export class PgConn {
     return err;
   }
 
-  /** A client tool with credentials from a passfile, never argv or a PGPASSWORD. */
+  /**
+   * A client tool with credentials from a passfile, never argv or a
+   * PGPASSWORD. Its sessions carry a unique application_name: when the
+   * attempt fails or is cancelled, whatever session of it the server still
+   * holds is terminated before the next attempt starts.
+   */
   async runTool<T>(ctx: StoreContext, tool: string, args: string[], fn: (run: ToolRun) => Promise<T>): Promise<T> {
-    return withPassfile(this.s.host, this.s.port, this.s.user, await this.password(), (passfile) =>
-      fn({
-        tool,
-        path: toolPath(this.s, tool),
-        args: ['--host', this.s.host, '--port', String(this.s.port), '--username', this.s.user, '--no-password', ...args],
-        env: passfile ? { PGPASSFILE: passfile } : {},
-        signal: ctx.signal,
-      }),
-    );
+    const appName = `lifeboat ${tool} ${randomBytes(4).toString('hex')}`;
+    try {
+      return await withPassfile(this.s.host, this.s.port, this.s.user, await this.password(), (passfile) =>
+        fn({
+          tool,
+          path: toolPath(this.s, tool),
+          args: ['--host', this.s.host, '--port', String(this.s.port), '--username', this.s.user, '--no-password', ...args],
+          env: { PGAPPNAME: appName, ...(passfile ? { PGPASSFILE: passfile } : {}) },
+          signal: ctx.signal,
+          install: `Debian: postgresql-client-N for the server's major N; or set targets.${this.target}.binDir`,
+        }),
+      );
+    } catch (err) {
+      await this.terminateSessions(appName).catch((e: unknown) => ctx.log.warn(`could not end the sessions of a failed ${tool}`, { error: String(e) }));
+      throw err;
+    }
+  }
+
+  /** Ends the server sessions a failed tool left behind (none, usually: the tool has exited). */
+  private async terminateSessions(appName: string): Promise<void> {
+    await this.withClient(this.s.maintenanceDatabase, (c) => c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()', [appName]));
   }
 
   /** A tool's version (`15.18`) and the path it was run from. */

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { LifeboatError, messageOf } from '../../errors';
-import { toolInput, toolOutput } from '../child';
+import { toolInput, withToolOutput } from '../child';
 import type { BackupItem, StoreContext } from '../types';
 import type { PgConn } from './conn';
 import { globalsFacts, type GlobalsFacts } from './facts';
@@ -21,7 +21,7 @@ export async function globalsItem(conn: PgConn, signal: AbortSignal): Promise<Ba
 /** `pg_dumpall --globals-only`: roles (with their password hashes unless globalsRolePasswords is false), memberships, role settings, tablespaces. */
 export async function dumpGlobals(conn: PgConn, ctx: StoreContext, sink: (plaintext: Readable) => Promise<void>): Promise<void> {
   const args = ['--globals-only', '--database', conn.s.maintenanceDatabase, ...(conn.s.globalsRolePasswords ? [] : ['--no-role-passwords'])];
-  await conn.runTool(ctx, 'pg_dumpall', args, (run) => sink(toolOutput(run)));
+  await conn.runTool(ctx, 'pg_dumpall', args, (run) => withToolOutput(run, sink));
 }
 
 async function readAll(source: Readable): Promise<string> {

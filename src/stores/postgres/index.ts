@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { TargetConfig } from '../../config';
 import { LifeboatError } from '../../errors';
-import { toolInput, toolOutput, toolText } from '../child';
+import { toolInput, toolText, withToolOutput } from '../child';
 import type { BackupItem, MarkerCount, ProbeResult, Store, StoreContext } from '../types';
 import { PgConn } from './conn';
 import { databaseFacts, readDatabaseFacts, readGlobalsRoles, serverFacts, shortVersion, type DatabaseFacts } from './facts';
@@ -82,7 +82,7 @@ export class PostgresStore implements Store {
   async backup(ctx: StoreContext, item: BackupItem, sink: (plaintext: Readable) => Promise<void>): Promise<void> {
     ctx.progress({ stage: 'dump', item: item.item });
     if (item.format === GLOBALS_FORMAT) return dumpGlobals(this.conn, ctx, sink);
-    await this.conn.runTool(ctx, 'pg_dump', ['--format=custom', '--dbname', item.name], (run) => sink(toolOutput(run)));
+    await this.conn.runTool(ctx, 'pg_dump', ['--format=custom', '--dbname', item.name], (run) => withToolOutput(run, sink));
   }
 
   /**
