@@ -4,7 +4,7 @@
 # age, rclone, zstd and pgbackrest tools. Installs whatever is missing (apt,
 # go install, pip), so a fresh Debian machine needs nothing else. See docs/stack.md.
 #
-# Usage: scripts/stack.sh up | down [--purge] | status | env | logs [svc] | secrets
+# Usage: scripts/stack.sh up | down [--purge | svc...] | status | env | logs [svc] | secrets
 set -euo pipefail
 umask 077 # state, secrets and server data are private to the user running the stack
 
@@ -21,6 +21,7 @@ default_state() {
 STATE=$(realpath -m "${LIFEBOAT_STATE_DIR:-$(default_state)}")
 CACHE=$(realpath -m "${LIFEBOAT_CACHE_DIR:-$HOME/.cache/lifeboat}")
 SECRETS=$STATE/secrets
+CONFIG_OUT=$(realpath -m "${LIFEBOAT_CONFIG_FILE:-$STATE/lifeboat.yaml}") # where `up` writes lifeboat.yaml
 PG_BIN=/usr/lib/postgresql/15/bin
 CH_SERVER=/usr/sbin/clickhouse-server
 TIMEOUT=${LIFEBOAT_STACK_TIMEOUT:-60}
@@ -473,7 +474,7 @@ write_config() {
   t=$(<"$ROOT/config/local.yaml.tmpl")
   t=${t//@STATE@/$STATE}
   t=${t//@AGE_RECIPIENT@/$(age-keygen -y "$SECRETS/age-identity.txt")}
-  printf '%s\n' "$t" >"$STATE/lifeboat.yaml"
+  printf '%s\n' "$t" >"$CONFIG_OUT"
 }
 
 # ---------------------------------------------------------------- commands
@@ -508,13 +509,17 @@ lifeboat stack is up (state: $STATE)
   redis       127.0.0.1:16379          requirepass in $SECRETS/redis-password
   influxdb    http://127.0.0.1:18086   RPC 127.0.0.1:18088, user lifeboat, database metrics
   openbao     http://127.0.0.1:18200   raft, KV v2 at secret/, root token in $SECRETS/openbao-root-token
-  config      $STATE/lifeboat.yaml      (eval "\$(scripts/stack.sh env)")
+  config      $CONFIG_OUT      (eval "\$(scripts/stack.sh env)")
 EOF
 }
 
-cmd_down() {
-  local svc pid
-  for svc in openbao influxdb redis minio clickhouse postgres temporal; do
+cmd_down() { # down [--purge] | down svc...: stop everything (or the named services)
+  local svc pid list=(openbao influxdb redis minio clickhouse postgres temporal)
+  if [[ -n ${1:-} && $1 != --purge ]]; then
+    for svc; do [[ -v "PORTS[$svc]" ]] || die "unknown service '$svc' (one of: ${SERVICES[*]})"; done
+    list=("$@")
+  fi
+  for svc in "${list[@]}"; do
     if pid=$(svc_pid "$svc"); then
       log "stopping $svc (pid $pid)"
       if [[ $svc == postgres ]]; then
@@ -546,7 +551,7 @@ cmd_status() {
 
 cmd_env() {
   printf 'export LIFEBOAT_STATE_DIR=%q\n' "$STATE"
-  printf 'export LIFEBOAT_CONFIG=%q\n' "$STATE/lifeboat.yaml"
+  printf 'export LIFEBOAT_CONFIG=%q\n' "$CONFIG_OUT"
   printf 'export TEMPORAL_ADDRESS=127.0.0.1:17233\n'
 }
 
@@ -566,15 +571,15 @@ cmd_secrets() { # for docker-compose.yml: the same secrets and lifeboat.yaml, no
   command -v age-keygen >/dev/null || apt_install age
   ensure_secrets
   write_config
-  log "secrets in $SECRETS, config in $STATE/lifeboat.yaml"
+  log "secrets in $SECRETS, config in $CONFIG_OUT"
 }
 
 case ${1:-} in
   up) cmd_up ;;
   secrets) cmd_secrets ;;
-  down) cmd_down "${2:-}" ;;
+  down) shift; cmd_down "$@" ;;
   status) cmd_status ;;
   env) cmd_env ;;
   logs) shift; cmd_logs "$@" ;;
-  *) echo "usage: $0 up | down [--purge] | status | env | logs [svc] | secrets" >&2; exit 2 ;;
+  *) echo "usage: $0 up | down [--purge | svc...] | status | env | logs [svc] | secrets" >&2; exit 2 ;;
 esac
