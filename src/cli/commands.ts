@@ -6,7 +6,7 @@ import type { BackupResult, DrillMode, DrillResult, PruneResult, RestoreInput, R
 import { LifeboatError } from '../errors';
 import { openRepository } from '../repo';
 import { listBackups, readManifest, readVerification } from '../repo/catalog';
-import { createWorker } from '../worker';
+import { createWorker, workerLogger } from '../worker';
 import { connect } from './client';
 import { bytes, seconds, type Output } from './output';
 import { runWorkflow, type RunOptions, type RunOutcome } from './run';
@@ -25,10 +25,16 @@ function report<T>(out: Output, r: RunOutcome<T>, human: (v: T) => string[], ext
   return 1;
 }
 
-export async function worker(config: Config, out: Output): Promise<Status> {
-  const { worker: w, connection } = await createWorker(config);
-  out.say(`lifeboat worker on task queue '${config.temporal.taskQueue}' at ${config.temporal.address}; Ctrl-C stops it`);
+export async function worker(config: Config): Promise<Status> {
+  const { worker: w, connection, metrics } = await createWorker(config, { metrics: true });
+  // A log event, not a line of output: a JSON log stays JSON from its first line.
+  workerLogger().info(`lifeboat worker on task queue '${config.temporal.taskQueue}' at ${config.temporal.address}; Ctrl-C stops it`, {
+    taskQueue: config.temporal.taskQueue,
+    address: config.temporal.address,
+    ...(metrics ? { metrics: `http://${metrics.address}/metrics` } : {}),
+  });
   await w.run();
+  await metrics?.close();
   await connection.close();
   return 0;
 }

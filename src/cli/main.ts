@@ -1,15 +1,19 @@
 import { Command, Option } from 'commander';
 import { loadConfig } from '../config/load';
 import { LifeboatError, messageOf } from '../errors';
+import { check } from './check';
 import * as cmd from './commands';
 import * as keys from './keys';
 import { output } from './output';
 import { report } from './report';
+import { setLogOptions } from '../worker/logging';
 import * as schedule from './schedule';
 
 interface Globals {
   config?: string;
   json?: boolean;
+  logFormat?: string;
+  logLevel?: string;
 }
 
 const collect = (v: string, acc: string[]) => [...acc, v];
@@ -20,6 +24,7 @@ function action<A extends unknown[]>(fn: (config: ReturnType<typeof loadConfig>,
     const g = command.optsWithGlobals<Globals>();
     const out = output(g.json === true);
     try {
+      setLogOptions({ format: g.logFormat, level: g.logLevel }, command.name() === 'worker' ? 'INFO' : 'WARN');
       process.exitCode = await fn(loadConfig(g.config), out, ...(args.slice(0, -1) as A));
     } catch (err) {
       out.error(messageOf(err), err instanceof LifeboatError ? { type: err.type } : {});
@@ -43,11 +48,13 @@ function plain<A extends unknown[]>(fn: (...args: A) => Promise<number>) {
 const program = new Command('lifeboat')
   .description('Backups, restores and restore drills of PostgreSQL, ClickHouse and S3 buckets, as Temporal workflows')
   .option('--config <file>', 'config file (default: $LIFEBOAT_CONFIG or ./lifeboat.yaml)')
-  .option('--json', 'print one JSON document instead of text');
+  .option('--json', 'print one JSON document instead of text')
+  .option('--log-format <format>', 'worker logs: text or json, one line per event (default: $LIFEBOAT_LOG_FORMAT or text)')
+  .option('--log-level <level>', 'worker logs: trace, debug, info, warn or error (default: $LIFEBOAT_LOG_LEVEL, else info for `worker`, warn for the rest)');
 
 const withWorker = new Option('--with-worker', 'run a worker inside this process while the command runs');
 
-program.command('worker').description('run a worker: executes lifeboat workflows and activities').action(action((c, o) => cmd.worker(c, o)));
+program.command('worker').description('run a worker: executes lifeboat workflows and activities; serves metrics when the config has metrics:').action(action((c) => cmd.worker(c)));
 
 program
   .command('backup [targets...]')
@@ -108,7 +115,15 @@ program
   .command('report')
   .description('RPO/RTO per target: age of the newest backup, restore and backup seconds measured by drills')
   .option('--last <n>', 'consider the newest N drill records (default 10)')
-  .action(action((c, o, opts: { last?: string }) => report(c, o, opts)));
+  .option('--max-rpo <duration>', 'exit 5 when any target\'s newest backup is older than this (90m, 26h, 7d), naming them')
+  .option('--html <file>', 'also write a self-contained HTML page: the table and plots of backup, restore seconds and RPO')
+  .action(action((c, o, opts: { last?: string; maxRpo?: string; html?: string }) => report(c, o, opts)));
+
+program
+  .command('check')
+  .description('check the whole repository: every manifest reads, every artifact is there with its recorded size and sidecar; exit 1 on any problem')
+  .option('--read-data', 'also read every stored byte and compare its SHA-256 with the recorded one')
+  .action(action((c, o, opts: { readData?: boolean }) => check(c, o, opts)));
 
 const schedules = program.command('schedule').description('Temporal Schedules from config (schedules:): nightly backups, drill, prune');
 schedules

@@ -1,47 +1,16 @@
+import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { Config } from '../config';
-import { buildReport, formatAge, type LatestWorst, type NewestBackup, type Report } from '../domain/rpo';
-import { LifeboatError, messageOf } from '../errors';
-import { openRepository, type Repository } from '../repo';
-import { listBackups, readDrillRecords, readManifest } from '../repo/catalog';
+import { parseDuration } from '../config/fields';
+import { formatAge, type LatestWorst, type Report } from '../domain/rpo';
+import { LifeboatError } from '../errors';
+import { openRepository } from '../repo';
+import { readDrillRecords } from '../repo/catalog';
+import { backupHistory, gatherReport } from '../repo/report-facts';
 import type { Output } from './output';
+import { renderHtmlReport } from './report-html';
 
 export const DEFAULT_REPORT_LAST = 10;
-
-/**
- * The newest complete backup of each target: the newest backup id whose
- * manifest reads. A manifest that does not read is skipped with a warning
- * (the report is what an operator looks at when things are already wrong).
- */
-async function newestBackups(repo: Repository, targets: string[], warnings: string[]): Promise<Map<string, NewestBackup>> {
-  const listed = await listBackups(repo, targets);
-  const out = new Map<string, NewestBackup>();
-  for (const target of targets) {
-    const ids = listed.filter((b) => b.target === target).map((b) => b.backupId).reverse();
-    for (const backupId of ids) {
-      try {
-        const m = await readManifest(repo, target, backupId);
-        out.set(target, { backupId, finishedAt: m.finishedAt });
-        break;
-      } catch (err) {
-        warnings.push(`${target}: backup ${backupId} skipped: ${messageOf(err)}`);
-      }
-    }
-  }
-  return out;
-}
-
-export async function gatherReport(config: Config, last: number, now = new Date()): Promise<{ report: Report; repository: string; warnings: string[] }> {
-  const repo = await openRepository(config);
-  const targets = [...config.targets.values()].map((t) => ({ name: t.name, kind: t.kind }));
-  const warnings: string[] = [];
-  const newest = await newestBackups(
-    repo,
-    targets.map((t) => t.name),
-    warnings,
-  );
-  const drills = await readDrillRecords(repo, last);
-  return { report: buildReport({ now, targets, newest, drills, last }), repository: repo.url(''), warnings };
-}
 
 /** The human table of `lifeboat report`: aligned columns, then each failed drill's reasons. */
 export function reportTable(r: Report): string[] {
@@ -75,11 +44,35 @@ export function reportTable(r: Report): string[] {
   ];
 }
 
-export async function report(config: Config, out: Output, o: { last?: string }): Promise<0> {
+/** Exit status of `report --max-rpo` when a target's newest backup is older than the budget (or it has none). */
+export const EXIT_RPO_OVER_BUDGET = 5;
+
+export async function report(config: Config, out: Output, o: { last?: string; maxRpo?: string; html?: string }): Promise<number> {
   const last = o.last === undefined ? DEFAULT_REPORT_LAST : Number(o.last);
   if (!Number.isInteger(last) || last < 1) throw new LifeboatError('ConfigError', `--last must be a whole number of drills, 1 or more, not '${o.last}'`);
-  const { report: r, repository, warnings } = await gatherReport(config, last);
+  const maxRpo = o.maxRpo === undefined ? undefined : parseDuration(o.maxRpo);
+  if (maxRpo === 0 || (o.maxRpo !== undefined && maxRpo === undefined)) {
+    throw new LifeboatError('ConfigError', `--max-rpo must be a duration like 90m, 26h or 7d, not '${o.maxRpo}'`);
+  }
+  const repo = await openRepository(config);
+  const { report: r, repository, warnings } = await gatherReport(config, last, new Date(), repo);
   for (const w of warnings) out.say(`warning: ${w}`);
-  out.result({ ok: true, repository, ...r, warnings }, reportTable(r));
-  return 0;
+  let html: string | undefined;
+  if (o.html) {
+    html = resolve(o.html);
+    const history = [...warnings];
+    const backups = await backupHistory(repo, [...config.targets.keys()], history);
+    const drills = await readDrillRecords(repo, Number.MAX_SAFE_INTEGER);
+    await writeFile(html, renderHtmlReport({ report: r, repository, backups, drills, warnings: history, maxRpoSeconds: maxRpo }));
+    out.say(`wrote ${html}`);
+  }
+  const over = maxRpo === undefined ? [] : r.targets.filter((t) => t.rpoSeconds === null || t.rpoSeconds > maxRpo);
+  const budget = maxRpo === undefined ? {} : { maxRpoSeconds: maxRpo, overBudget: over.map((t) => ({ target: t.target, rpoSeconds: t.rpoSeconds })) };
+  const verdict = over.length
+    ? [`RPO over budget (${o.maxRpo}): ${over.map((t) => `${t.target} ${t.rpoSeconds === null ? 'never backed up' : `${formatAge(t.rpoSeconds)} old`}`).join(', ')}`]
+    : maxRpo !== undefined
+      ? [`every target within the RPO budget (${o.maxRpo})`]
+      : [];
+  out.result({ ok: over.length === 0, repository, ...r, ...budget, ...(html ? { html } : {}), warnings }, [...reportTable(r), ...(verdict.length ? ['', ...verdict] : [])]);
+  return over.length ? EXIT_RPO_OVER_BUDGET : 0;
 }

@@ -5,7 +5,7 @@ import { DRILLS_DIR } from '../domain/layout';
 import { DEFAULT_RETENTION, type RetentionPolicy } from '../domain/retention';
 import { DEFAULT_SCHEDULES, ID_PREFIX, isCron, isTimezone, type ScheduleSettings } from '../domain/schedules';
 import { LifeboatError } from '../errors';
-import { bool, configError, httpUrl, name, oneOf, path, secretRef, strict, suggest, text, wholeNumber, type SchemaContext, type SecretRef } from './fields';
+import { bool, configError, httpUrl, name, oneOf, path, port, secretRef, strict, suggest, text, wholeNumber, type SchemaContext, type SecretRef } from './fields';
 import { checksSchema, hooksSchema, type TargetChecks, type TargetHooks } from './hooks';
 
 /**
@@ -79,6 +79,14 @@ export interface TargetConfig {
   taskQueue?: string;
 }
 
+/** The worker's Prometheus endpoint (`metrics:`); off when the section is absent. */
+export interface MetricsConfig {
+  port: number;
+  host: string;
+  /** How often the per-target facts are read from the repository again. */
+  refreshSeconds: number;
+}
+
 export interface Config {
   file: string;
   retention: RetentionPolicy;
@@ -93,6 +101,8 @@ export interface Config {
   schedules?: ScheduleSettings;
   /** Every secret file the config references (checked by `config check` and the worker). */
   secretFiles?: string[];
+  /** `lifeboat worker` serves Prometheus metrics when set. */
+  metrics?: MetricsConfig;
 }
 
 /** One kind's settings, as its store declares them: a zod shape (src/stores/<kind>/settings.ts). */
@@ -199,6 +209,13 @@ const schedulesSchema = () =>
     prune: cron().default(DEFAULT_SCHEDULES.prune as string),
   });
 
+const metricsSchema = () =>
+  strict({
+    port: port().meta({ description: "port of the worker's Prometheus endpoint (GET /metrics)" }),
+    host: text().default('127.0.0.1').meta({ description: 'address to listen on; 0.0.0.0 to let another host scrape it' }),
+    refreshSeconds: wholeNumber(5, 86400).default(60).meta({ description: 'how often the per-target facts are read from the repository again' }),
+  });
+
 /** The fields every target has, whatever its kind. */
 export const commonTargetShape = (c: SchemaContext) => ({
   kind: text().meta({ description: 'postgres, clickhouse, bucket, redis, influxdb or vault' }),
@@ -217,6 +234,7 @@ export const configSchema = (c: SchemaContext) =>
     retention: retentionSchema().default(DEFAULT_RETENTION),
     targets: z.record(z.string(), z.unknown(), { error: 'must map target names to their settings' }),
     schedules: schedulesSchema().optional(),
+    metrics: metricsSchema().optional().meta({ description: "the worker's Prometheus metrics (docs/metrics.md); off when absent" }),
   });
 
 /** One target, validated against its kind's settings. */
@@ -293,6 +311,7 @@ export function parseConfigDocument(raw: unknown, file: string, kinds: Record<st
     targets,
     schedules: schedules ?? { ...DEFAULT_SCHEDULES, backups: {} },
     secretFiles: [...new Set(c.secretFiles)],
+    ...(doc.metrics ? { metrics: doc.metrics } : {}),
   };
 }
 

@@ -56,6 +56,15 @@ export class LocalRepository implements Repository {
     }
   }
 
+  async size(key: string): Promise<number | undefined> {
+    try {
+      const st = await stat(this.path(key));
+      return st.isFile() ? st.size : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   async list(dir: string): Promise<Entry[]> {
     try {
       const items = await readdir(this.path(dir), { withFileTypes: true });

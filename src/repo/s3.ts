@@ -128,6 +128,15 @@ export class S3Repository implements Repository {
     }
   }
 
+  async size(key: string): Promise<number | undefined> {
+    try {
+      return (await this.client.send(new HeadObjectCommand({ Bucket: this.cfg.bucket, Key: this.key(key) }))).ContentLength;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
   async list(dir: string): Promise<Entry[]> {
     const prefix = this.key(dir ? `${dir}/` : '');
     const entries: Entry[] = [];
@@ -137,7 +146,7 @@ export class S3Repository implements Repository {
         new ListObjectsV2Command({ Bucket: this.cfg.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }),
       );
       for (const p of page.CommonPrefixes ?? []) entries.push({ name: p.Prefix!.slice(prefix.length, -1), dir: true });
-      for (const o of page.Contents ?? []) entries.push({ name: o.Key!.slice(prefix.length), dir: false });
+      for (const o of page.Contents ?? []) entries.push({ name: o.Key!.slice(prefix.length), dir: false, ...(o.Size !== undefined ? { bytes: o.Size } : {}) });
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     return entries.sort((a, b) => a.name.localeCompare(b.name));

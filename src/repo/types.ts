@@ -11,6 +11,8 @@ export interface Entry {
   name: string;
   /** true for a folder (an S3 common prefix). */
   dir: boolean;
+  /** A file's size, when the listing says it for free (S3 does; a local folder does not). */
+  bytes?: number;
 }
 
 /**
@@ -31,6 +33,8 @@ export interface Repository {
   get(key: string, signal?: AbortSignal): Promise<Readable>;
   getText(key: string): Promise<string>;
   exists(key: string): Promise<boolean>;
+  /** The stored size of `key` in bytes; undefined when it does not exist. */
+  size(key: string): Promise<number | undefined>;
   /** The immediate children of a folder, sorted by name. */
   list(dir: string): Promise<Entry[]>;
   /** When an Object Lock retention still protects the key, until when; otherwise undefined. */

@@ -104,6 +104,14 @@ export async function readLedger(repo: Repository, dir: string, wanted: Set<stri
   return known;
 }
 
+/** The pool objects one backup refers to, as it recorded them; empty when it has no refs file. */
+export async function readRefs(repo: Repository, dir: string, backupId: string): Promise<Map<string, Stored>> {
+  const out = new Map<string, Stored>();
+  const key = refsPath(dir, backupId);
+  if (await repo.exists(key)) parseRefs(await repo.getText(key), (pool, s) => out.set(pool, s));
+  return out;
+}
+
 export async function writeRefs(repo: Repository, dir: string, backupId: string, entries: readonly IndexEntry[]): Promise<string> {
   const lines = new Map<string, string>();
   for (const e of entries) lines.set(e.pool, `${e.pool} ${e.stored} ${e.sha256} ${e.contentType ? encodeURIComponent(e.contentType) : '-'}`);
