@@ -96,7 +96,7 @@ ${plotSvg({ id: 'plot-backup', title: 'Backup duration per backup (manifest star
 <h2>Restore seconds</h2>
 ${plotSvg({ id: 'plot-restore', title: 'Restore duration measured by each drill (RTO)', yLabel: 'seconds', series: drillPoints((s) => s.restoreSeconds) })}
 <h2>RPO</h2>
-${plotSvg({ id: 'plot-rpo', title: 'RPO over time: age of the newest complete backup', yLabel: 'age', series: rpo, budget, format: ageAxis })}
+${plotSvg({ id: 'plot-rpo', title: 'RPO over time: age of the newest complete backup', yLabel: 'age', series: rpo, budget, format: ageAxis, durationAxis: true })}
 </body></html>
 `;
 }

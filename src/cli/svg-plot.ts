@@ -27,27 +27,34 @@ export interface PlotOptions {
   budget?: { y: number; label: string };
   /** How a y value reads on the axis and in tooltips. */
   format?: (y: number) => string;
+  /** y is a duration in seconds: ticks fall on minutes, hours and days. */
+  durationAxis?: boolean;
 }
 
 const W = 760;
 const H = 260;
-const M = { left: 64, right: 16, top: 28, bottom: 40 };
+const M = { left: 64, right: 24, top: 44, bottom: 40 };
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b', '#e377c2'];
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
-/** 1, 2 or 5 times a power of ten: a step that gives about `n` ticks up to `max`. */
-function niceStep(max: number, n: number): number {
+const DURATION_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800];
+
+/** A step that gives about `n` ticks up to `max`: 1, 2 or 5 times a power of ten, or a round duration. */
+function niceStep(max: number, n: number, duration: boolean): number {
   const raw = max / n;
+  if (duration && raw <= DURATION_STEPS[DURATION_STEPS.length - 1]!) return DURATION_STEPS.find((s) => raw <= s)!;
   const p = 10 ** Math.floor(Math.log10(raw));
   return [1, 2, 5, 10].map((m) => m * p).find((s) => raw <= s)!;
 }
 
 function timeLabel(t: number, span: number): string {
   const iso = new Date(t).toISOString();
-  return span > 3 * 86_400_000 ? iso.slice(0, 10) : `${iso.slice(5, 10)} ${iso.slice(11, 16)}`;
+  if (span > 3 * 86_400_000) return iso.slice(0, 10);
+  if (span > 3 * 3_600_000) return `${iso.slice(5, 10)} ${iso.slice(11, 16)}`;
+  return iso.slice(11, 19);
 }
 
 export function plotSvg(o: PlotOptions): string {
@@ -64,7 +71,7 @@ export function plotSvg(o: PlotOptions): string {
     t1 += 3_600_000;
   }
   const yMaxRaw = Math.max(...all.map((p) => p.y), o.budget?.y ?? 0) || 1;
-  const step = niceStep(yMaxRaw, 5);
+  const step = niceStep(yMaxRaw, 5, o.durationAxis === true);
   const yMax = Math.ceil(yMaxRaw / step) * step;
   const pw = W - M.left - M.right;
   const ph = H - M.top - M.bottom;
@@ -80,7 +87,8 @@ export function plotSvg(o: PlotOptions): string {
   const ticks = 5;
   for (let i = 0; i <= ticks; i++) {
     const t = t0 + ((t1 - t0) * i) / ticks;
-    parts.push(`<text class="tick" x="${r(x(t))}" y="${H - M.bottom + 16}" text-anchor="middle">${timeLabel(t, t1 - t0)}</text>`);
+    const anchor = i === 0 ? 'start' : i === ticks ? 'end' : 'middle';
+    parts.push(`<text class="tick" x="${r(x(t))}" y="${H - M.bottom + 16}" text-anchor="${anchor}">${timeLabel(t, t1 - t0)}</text>`);
   }
   parts.push(`<line class="axis" x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${M.top + ph}"/>`);
   parts.push(`<line class="axis" x1="${M.left}" x2="${W - M.right}" y1="${M.top + ph}" y2="${M.top + ph}"/>`);
@@ -98,7 +106,7 @@ export function plotSvg(o: PlotOptions): string {
       parts.push(`<circle cx="${r(x(p.t))}" cy="${r(y(p.y))}" r="3.5" fill="${color}"><title>${escapeHtml(`${s.name}: ${fmt(p.y)} — ${p.label}`)}</title></circle>`);
     }
     parts.push('</g>');
-    parts.push(`<g class="legend"><rect x="${M.left + 8 + i * 130}" y="${M.top + 2}" width="10" height="10" fill="${color}"/><text x="${M.left + 22 + i * 130}" y="${M.top + 11}">${escapeHtml(s.name)}</text></g>`);
+    parts.push(`<g class="legend"><rect x="${M.left + i * 130}" y="26" width="10" height="10" fill="${color}"/><text x="${M.left + 14 + i * 130}" y="35">${escapeHtml(s.name)}</text></g>`);
   });
   return `<svg class="plot" id="${o.id}" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeHtml(o.title)}">${parts.join('')}</svg>`;
 }
