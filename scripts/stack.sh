@@ -84,6 +84,7 @@ ensure_packages() {
   command -v redis-server >/dev/null && command -v redis-cli >/dev/null || missing+=(redis-server)
   command -v influxd >/dev/null && command -v influx >/dev/null || missing+=(influxdb influxdb-client)
   python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+  [[ -x /usr/bin/chromium ]] || missing+=(chromium) # the HTML report's test renders it headless
   apt_install "${missing[@]}"
 }
 
