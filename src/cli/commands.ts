@@ -6,7 +6,7 @@ import type { BackupResult, DrillMode, DrillResult, PruneResult, RestoreInput, R
 import { LifeboatError } from '../errors';
 import { openRepository } from '../repo';
 import { listBackups, readManifest, readVerification } from '../repo/catalog';
-import { createWorker, workerLogger } from '../worker';
+import { announce, createWorker } from '../worker';
 import { connect } from './client';
 import { bytes, seconds, type Output } from './output';
 import { runWorkflow, type RunOptions, type RunOutcome } from './run';
@@ -28,7 +28,7 @@ function report<T>(out: Output, r: RunOutcome<T>, human: (v: T) => string[], ext
 export async function worker(config: Config): Promise<Status> {
   const { worker: w, connection, metrics } = await createWorker(config, { metrics: true });
   // A log event, not a line of output: a JSON log stays JSON from its first line.
-  workerLogger().info(`lifeboat worker on task queue '${config.temporal.taskQueue}' at ${config.temporal.address}; Ctrl-C stops it`, {
+  announce(`lifeboat worker on task queue '${config.temporal.taskQueue}' at ${config.temporal.address}; Ctrl-C stops it`, {
     taskQueue: config.temporal.taskQueue,
     address: config.temporal.address,
     ...(metrics ? { metrics: `http://${metrics.address}/metrics` } : {}),

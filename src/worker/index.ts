@@ -5,6 +5,7 @@ import { LineLogger, logOptions, routeProcessWarnings } from './logging';
 import { freeLoopbackPort, instrumentActivities, LifeboatMetrics, serveMetrics, type MetricsEndpoint } from './metrics';
 
 let runtimeInstalled = false;
+let lineLogger: LineLogger | undefined;
 
 /**
  * Temporal's runtime, once per process: every log event (the SDK's, its
@@ -16,7 +17,7 @@ export function installRuntime(opts: { coreMetrics?: string } = {}): boolean {
   if (runtimeInstalled) return false;
   runtimeInstalled = true;
   const o = logOptions();
-  const logger = new LineLogger(o);
+  const logger = (lineLogger = new LineLogger(o));
   Runtime.install({
     logger,
     telemetryOptions: {
@@ -28,10 +29,11 @@ export function installRuntime(opts: { coreMetrics?: string } = {}): boolean {
   return true;
 }
 
-/** The runtime's logger: what a worker process says goes through it, in the chosen format. */
-export function workerLogger() {
+/** Says that the worker is up, in the chosen log format and whatever the level (scripts wait for this line). */
+export function announce(message: string, meta: Record<string, unknown> = {}): void {
   installRuntime();
-  return Runtime.instance().logger;
+  if (lineLogger) lineLogger.announce(message, meta);
+  else Runtime.instance().logger.info(message, meta);
 }
 
 export interface RunningWorker {
@@ -49,21 +51,34 @@ export interface RunningWorker {
  */
 export async function createWorker(config: Config, opts: { taskQueue?: string; metrics?: boolean } = {}): Promise<RunningWorker> {
   const serve = opts.metrics && config.metrics ? config.metrics : undefined;
+  // Listen first: a port that is taken then fails the start before the runtime exists.
+  const m = serve ? new LifeboatMetrics(config) : undefined;
+  const endpoint = m ? await serveMetrics(serve!, m) : undefined;
   const coreMetrics = serve ? `127.0.0.1:${await freeLoopbackPort()}` : undefined;
   // The SDK's exporter exists only if this call installed the runtime (it is once per process).
   const withCore = installRuntime({ coreMetrics });
   let activities = createActivities(config);
-  let endpoint: MetricsEndpoint | undefined;
-  if (serve) {
-    const m = new LifeboatMetrics(config, Runtime.instance().logger);
+  if (m) {
+    m.start(Runtime.instance().logger, serve!.refreshSeconds, withCore ? coreMetrics : undefined);
     activities = instrumentActivities(activities, m);
-    endpoint = await serveMetrics(serve, m, withCore ? coreMetrics : undefined);
   }
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const worker = await Worker.create({
+  let connection: NativeConnection | undefined;
+  try {
+    connection = await NativeConnection.connect({ address: config.temporal.address });
+    return { worker: await newWorker(config, connection, activities, opts.taskQueue), connection, ...(endpoint ? { metrics: endpoint } : {}) };
+  } catch (err) {
+    // Nothing may be left running: the runtime shuts down once its last connection closes.
+    await connection?.close();
+    await endpoint?.close();
+    throw err;
+  }
+}
+
+function newWorker(config: Config, connection: NativeConnection, activities: ReturnType<typeof createActivities>, taskQueue: string | undefined): Promise<Worker> {
+  return Worker.create({
     connection,
     namespace: config.temporal.namespace,
-    taskQueue: opts.taskQueue ?? config.temporal.taskQueue,
+    taskQueue: taskQueue ?? config.temporal.taskQueue,
     workflowsPath: require.resolve('../workflows'),
     activities,
     // Let a dump or restore in progress finish (or be retried elsewhere) on shutdown.
@@ -72,7 +87,6 @@ export async function createWorker(config: Config, opts: { taskQueue?: string; m
     // and the Web UI show where a long activity is; the default throttle would hold it back 24 s.
     maxHeartbeatThrottleInterval: '3 seconds',
   });
-  return { worker, connection, ...(endpoint ? { metrics: endpoint } : {}) };
 }
 
 /** Runs a worker while `job` runs, then shuts it down cleanly. */

@@ -79,12 +79,17 @@ export function formatLine(format: LogFormat, time: Date, level: LogLevel, messa
 export class LineLogger extends DefaultLogger {
   constructor(
     readonly options: LogOptions,
-    write: (line: string) => void = (line) => process.stderr.write(line),
+    private readonly write: (line: string) => void = (line) => process.stderr.write(line),
   ) {
     super(options.level, (entry: LogEntry) => {
       const time = new Date(Number(entry.timestampNanos / 1_000_000n));
       write(`${formatLine(options.format, time, entry.level, entry.message, fieldsOf(entry.meta))}\n`);
     });
+  }
+
+  /** An info event written whatever the level: that the worker is up (scripts wait for it), and where. */
+  announce(message: string, meta: Record<string, unknown> = {}): void {
+    this.write(`${formatLine(this.options.format, new Date(), 'INFO', message, fieldsOf(meta))}\n`);
   }
 
   override log(level: LogLevel, message: string, meta?: Record<string | symbol, unknown>): void {

@@ -6,7 +6,7 @@ import type { Activities } from '../activities';
 import type { Config, MetricsConfig } from '../config';
 import type { DrillRecord } from '../domain/plan';
 import type { ArtifactRecord } from '../domain/manifest';
-import { messageOf } from '../errors';
+import { LifeboatError, messageOf } from '../errors';
 import { openRepository } from '../repo';
 import { gatherReport } from '../repo/report-facts';
 
@@ -41,10 +41,12 @@ export class LifeboatMetrics {
   private refreshing: Promise<void> | undefined;
   private again = false;
 
-  constructor(
-    private readonly config: Config,
-    private readonly log: Pick<Logger, 'warn'>,
-  ) {
+  /** Where the SDK's own exporter answers, once the runtime that serves it is installed. */
+  coreAddress: string | undefined;
+  private log: Pick<Logger, 'warn'> = { warn: () => undefined };
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly config: Config) {
     const registers = [this.registry];
     const kinds = () => [...config.targets.values()];
     this.lastBackup = new Gauge({ name: 'lifeboat_last_backup_timestamp_seconds', help: 'When the newest complete backup of the target finished (Unix time); 0: never', labelNames, registers });
@@ -75,6 +77,18 @@ export class LifeboatMetrics {
       this.bytesWritten.inc({ target: t.name, kind: t.kind }, 0);
       this.backups.inc({ target: t.name, kind: t.kind }, 0);
     }
+  }
+
+  /** Starts reading the repository: now, then every `refreshSeconds` (the timer holds nothing open). */
+  start(log: Pick<Logger, 'warn'>, refreshSeconds: number, coreAddress: string | undefined): void {
+    this.log = log;
+    this.coreAddress = coreAddress;
+    void this.refresh();
+    this.timer = setInterval(() => void this.refresh(), refreshSeconds * 1000).unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
   }
 
   /**
@@ -174,11 +188,11 @@ async function coreText(coreAddress: string | undefined): Promise<string> {
 }
 
 /**
- * Serves GET /metrics on the configured host and port, refreshes the facts
- * every `refreshSeconds`, and holds nothing open once the worker stops (the
- * server and timer are unref'd, `close` ends them).
+ * Serves GET /metrics on the configured host and port. It listens before
+ * anything else of the worker starts, so a port that is taken fails the start
+ * cleanly; it holds nothing open once the worker stops (unref'd; `close` ends it).
  */
-export async function serveMetrics(settings: MetricsConfig, metrics: LifeboatMetrics, coreAddress: string | undefined): Promise<MetricsEndpoint> {
+export async function serveMetrics(settings: Pick<MetricsConfig, 'host' | 'port'>, metrics: LifeboatMetrics): Promise<MetricsEndpoint> {
   const up = new Gauge({ name: 'lifeboat_temporal_sdk_metrics_up', help: "1 if this scrape includes the Temporal SDK's runtime metrics", registers: [metrics.registry] });
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -188,7 +202,7 @@ export async function serveMetrics(settings: MetricsConfig, metrics: LifeboatMet
     }
     void (async () => {
       await metrics.settled();
-      const core = await coreText(coreAddress);
+      const core = await coreText(metrics.coreAddress);
       up.set(core !== '' && !core.startsWith('# Temporal SDK metrics unavailable') ? 1 : 0);
       const own = await metrics.registry.metrics();
       res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(`${own}\n${core}`);
@@ -197,15 +211,16 @@ export async function serveMetrics(settings: MetricsConfig, metrics: LifeboatMet
       res.end(`${messageOf(err)}\n`);
     });
   });
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(settings.port, settings.host, resolve));
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(settings.port, settings.host, resolve)).catch((err: NodeJS.ErrnoException) => {
+    const why = err.code === 'EADDRINUSE' ? 'is taken (another worker on this host?)' : `cannot be opened (${err.code ?? messageOf(err)})`;
+    throw new LifeboatError('ConfigError', `metrics: ${settings.host}:${settings.port} ${why}; set another metrics.port in the config`);
+  });
   server.unref();
-  void metrics.refresh();
-  const timer = setInterval(() => void metrics.refresh(), settings.refreshSeconds * 1000).unref();
   const { address, port } = server.address() as AddressInfo;
   return {
     address: `${address.includes(':') ? `[${address}]` : address}:${port}`,
     close: async () => {
-      clearInterval(timer);
+      metrics.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };

@@ -41,8 +41,11 @@ export function startWorkerProcess(configFile: string, args: string[]): WorkerPr
       }
     },
     async stop() {
-      if (exited === undefined) child.kill('SIGTERM');
-      return done;
+      if (exited !== undefined) return exited;
+      child.kill('SIGTERM');
+      // A worker that ignores SIGTERM is a failure to report, not a test run to hang.
+      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+      return done.finally(() => clearTimeout(timer));
     },
   };
 }

@@ -17,6 +17,8 @@ import { freePort, sample, startWorkerProcess, type WorkerProcess } from '../hel
  * logs are one line per event, JSON lines that parse, text lines without a
  * task token.
  */
+jest.setTimeout(300_000);
+
 const env = testEnv('metrics');
 const db = env.databases[0]!;
 let dir: string;
@@ -127,6 +129,27 @@ test('text logs: one line per event, each starting with its time and level, and 
   expect(lines.some((l) => / activityType=verifyStoredArtifact /.test(l) && / attempt=1 /.test(l))).toBe(true);
   expect(lines.some((l) => l.includes(`lifeboat worker on task queue '${env.taskQueue}'`))).toBe(true);
   worker = undefined;
+});
+
+test('at level error the worker still says that it is up, and nothing below error', async () => {
+  worker = startWorkerProcess(configFile, ['--log-level', 'error']);
+  await worker.waitFor(STARTED);
+  expect(await worker.stop()).toBe(0);
+  const lines = worker.stderr().split('\n').filter((l) => l !== '');
+  expect(lines.filter((l) => !STARTED.test(l))).toEqual(lines.filter((l) => / ERROR /.test(l)));
+  worker = undefined;
+});
+
+test('a metrics port that is taken fails the start with a usage error naming it, and leaves nothing running', async () => {
+  const busy = startWorkerProcess(configFile, ['--log-level', 'error']);
+  try {
+    await busy.waitFor(STARTED);
+    const second = startWorkerProcess(configFile, ['--log-level', 'error']);
+    expect(await new Promise((resolve) => second.child.on('exit', resolve))).toBe(2);
+    expect(second.stderr()).toContain(`metrics: 127.0.0.1:${port} is taken (another worker on this host?); set another metrics.port in the config`);
+  } finally {
+    await busy.stop();
+  }
 });
 
 test('a log format that does not exist is a usage error', async () => {
