@@ -132,6 +132,13 @@ export interface Store {
    * protects. Runs after prune, while the target is held. Idempotent.
    */
   collectGarbage?(ctx: StoreContext): Promise<{ deleted: number; locked: number }>;
+  /**
+   * Optional: what restoring into `into` does beyond replacing that one name,
+   * in plain words for the restore plan (e.g. a Vault snapshot replaces every
+   * secret, token and policy of the server), and whether that restore must
+   * be approved explicitly. Undefined: nothing to add. Pure: no I/O.
+   */
+  restoreNotice?(into: string): { text: string; approvalRequired: boolean } | undefined;
   /** Errors that retrying cannot fix: auth failures, missing objects, bad input. */
   isPermanent(err: unknown): boolean;
 }
