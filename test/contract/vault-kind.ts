@@ -1,6 +1,8 @@
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { extract, pack } from 'tar-stream';
 import { stringify } from 'yaml';
 import type { TargetConfig } from '../../src/config';
 import { parseConfig } from '../../src/config/load';
@@ -118,6 +120,28 @@ export async function serversBelow(dir: string): Promise<string[]> {
     if (argv[1] === 'server' && cfg?.startsWith(`${dir}/`) && (await serverPids(cfg)).length) found.add(cfg);
   }
   return [...found];
+}
+
+export async function bytesOf(s: AsyncIterable<unknown>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of s) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** A snapshot rebuilt with `edit` applied to its files (tar order kept), to make damaged ones. */
+export async function editSnapshot(snapshot: Buffer, edit: (files: Map<string, Buffer>) => void): Promise<Buffer> {
+  const files = new Map<string, Buffer>();
+  const ex = extract();
+  const done = (async () => {
+    for await (const e of ex) files.set(e.header.name, await bytesOf(e));
+  })();
+  ex.end(gunzipSync(snapshot));
+  await done;
+  edit(files);
+  const p = pack();
+  for (const [name, body] of files) p.entry({ name, size: body.length, mode: 0o600 }, body);
+  p.finalize();
+  return gzipSync(await bytesOf(p));
 }
 
 let bao: TestBao | undefined;
