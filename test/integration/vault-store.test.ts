@@ -1,4 +1,6 @@
 import { Readable } from 'node:stream';
+import { stringify } from 'yaml';
+import { parseConfig } from '../../src/config/load';
 import { loadIdentities, readArtifact } from '../../src/repo/artifacts';
 import type { ArtifactRecord } from '../../src/domain/manifest';
 import { LifeboatError } from '../../src/errors';
@@ -140,4 +142,16 @@ test('disaster recovery onto a fresh server: it seals itself on the foreign keyr
   }
   expect(await serverPids(fresh.configFile)).toEqual([]);
   expect(await serverPids(bao.configFile)).toHaveLength(1);
+});
+
+test('the config refuses credentials in the address, an inlined token and a misspelt setting, each with its fix', () => {
+  const parse = (settings: Record<string, unknown>) =>
+    parseConfig(stringify({ repository: { kind: 'local', path: '/nonexistent' }, encryption: 'none', targets: { v: { kind: 'vault', token: { file: '/run/t' }, ...settings } } }), '/etc/lifeboat.yaml');
+  expect(() => parse({ address: 'https://user:pw@vault:8200' })).toThrow(/'targets\.v\.address' must not contain credentials/);
+  expect(() => parse({ address: 'https://vault:8200/v1' })).toThrow(/'targets\.v\.address' must be scheme:\/\/host:port, without a path/);
+  expect(() => parse({ token: 's.abcdef' })).toThrow(/'targets\.v\.token' must reference the secret, not contain it/);
+  expect(() => parse({ unsealKey: [{ file: '/k' }] })).toThrow(/unknown setting 'unsealKey' \(did you mean 'unsealKeys'\?\)/);
+  expect(() => parse({ scratch: { maxAge: '10s' } })).toThrow(/'targets\.v\.scratch\.maxAge' must be a duration of at least a minute/);
+  const t = parse({ unsealKeys: [{ file: 'k1' }], scratch: { maxAge: '2h' } }).targets.get('v')!;
+  expect(new VaultStore('/etc/lifeboat.yaml', t).restoreNotice('snapshot')?.text).toMatch(/http:\/\/127\.0\.0\.1:8200/);
 });
