@@ -1,3 +1,4 @@
+import { getMaxListeners, setMaxListeners } from 'node:events';
 import { LifeboatError } from '../../errors';
 import type { StoreContext } from '../types';
 import { VaultError, type VaultHttp } from './http';
@@ -8,15 +9,24 @@ export const MARKER_FOLDER = 'lifeboat-drill';
 const OLD_MARKERS_MS = 24 * 3600 * 1000;
 const PARALLEL = 8;
 
+/** At most PARALLEL calls at once; after the first failure nothing new starts, and it is thrown once the others are done. */
 async function forEach<T>(items: T[], signal: AbortSignal, fn: (item: T) => Promise<void>): Promise<void> {
+  // Each call in flight listens to the signal: make room, or Node warns of a leak.
+  if (getMaxListeners(signal) < PARALLEL + 16) setMaxListeners(PARALLEL + 16, signal);
   let next = 0;
+  let failure: { err: unknown } | undefined;
   const run = async () => {
-    while (next < items.length) {
-      signal.throwIfAborted();
-      await fn(items[next++]!);
+    while (!failure && next < items.length) {
+      try {
+        signal.throwIfAborted();
+        await fn(items[next++]!);
+      } catch (err) {
+        failure ??= { err };
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(PARALLEL, items.length) }, run));
+  if (failure) throw failure.err;
 }
 
 function checkNonce(nonce: string): string {

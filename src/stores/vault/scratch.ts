@@ -41,6 +41,10 @@ export class ScratchRegistry {
 
   /** Creates the scratch folder (mode 700) or checks that it is a private folder of this user. */
   async ensureRoot(): Promise<string> {
+    // Temporary servers are found again by their command line in /proc: without it one could outlive its drop.
+    if (!(await lstat('/proc/self/cmdline').catch(() => undefined))) {
+      throw new LifeboatError('ConfigError', `target ${this.target}: scratch restores start temporary servers and find them again through /proc, which this system lacks; run the worker that drills this target on Linux`);
+    }
     await mkdir(this.root, { recursive: true, mode: 0o700 });
     const st = await lstat(this.root);
     const uid = typeof process.getuid === 'function' ? process.getuid() : st.uid;
