@@ -8,6 +8,8 @@ import { clickhouseSettings, parseClickhouseSettings } from './clickhouse/settin
 import { PostgresStore } from './postgres';
 import { parsePostgresSettings, postgresSettings } from './postgres/settings';
 import type { Store } from './types';
+import { VaultStore } from './vault';
+import { parseVaultSettings, vaultSettings } from './vault/settings';
 
 export * from './types';
 
@@ -20,6 +22,7 @@ const KINDS: Record<string, Kind> = {
   postgres: { settings: postgresSettings, parse: parsePostgresSettings, open: (file, t) => new PostgresStore(file, t) },
   clickhouse: { settings: clickhouseSettings, parse: parseClickhouseSettings, open: (file, t) => new ClickhouseStore(file, t) },
   bucket: { settings: bucketSettings, parse: parseBucketSettings, open: (file, t) => new BucketStore(file, t) },
+  vault: { settings: vaultSettings, parse: parseVaultSettings, open: (file, t) => new VaultStore(file, t) },
 };
 
 export function openStore(config: Config, target: string): Store {
