@@ -31,7 +31,7 @@ export function backupActivities(d: Deps) {
           const file = encryption === 'age' ? `${input.item.file}.age` : input.item.file;
           const key = artifactKey(input.target, input.backupId, file);
           const r = await d.repo();
-          let stored = { bytes: 0, sha256: '' };
+          let stored = { bytes: 0, sha256: '', plaintextBytes: 0 };
           await store.backup(ctx, input.item, async (plaintext) => {
             stored = await storeArtifact(r, key, plaintext, d.config.encryption, ctx.signal, (n) => ctx.progress({ stage: 'upload', item: input.item.item, bytes: n }));
           });
@@ -45,11 +45,13 @@ export function backupActivities(d: Deps) {
             bytes: stored.bytes,
             sha256: stored.sha256,
             seconds: seconds(started),
+            plaintextBytes: stored.plaintextBytes,
             // A store may add facts to the item while it backs it up.
             ...(input.item.meta ? { meta: input.item.meta } : {}),
           };
         },
         await d.scope(input.target, input.backupId),
+        `${input.target}/${input.item.item}`,
       );
     },
 

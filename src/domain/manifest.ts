@@ -17,6 +17,8 @@ export interface ArtifactRecord {
   bytes: number;
   sha256: string;
   seconds: number;
+  /** Bytes of the plaintext the store produced (before compression and encryption), when known. */
+  plaintextBytes?: number;
   /** The store's own facts about the item, e.g. the extensions a dump needs. */
   meta?: Record<string, unknown>;
 }

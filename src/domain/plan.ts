@@ -185,7 +185,19 @@ export interface ProgressState {
   detail?: string;
   bytesDone?: number;
   bytesTotal?: number;
+  /** Over the last half minute, from what running activities report. */
+  bytesPerSecond?: number;
+  etaSeconds?: number;
   startedAt: string;
+}
+
+/** What a running activity reports to its workflow (the `activityProgress` signal). */
+export interface ActivityProgress {
+  /** The item, as the workflow names it: `<target>/<item or file>`. */
+  key: string;
+  stage?: string;
+  bytes?: number;
+  totalBytes?: number;
 }
 
 export interface VerifyInput {

@@ -22,10 +22,12 @@ export async function storeArtifact(
   encryption: EncryptionConfig | null,
   signal?: AbortSignal,
   onBytes?: (plaintextBytes: number) => void,
-): Promise<PutResult> {
+): Promise<PutResult & { plaintextBytes: number }> {
   const body = encryption ? sealStream(encryption.recipients) : new PassThrough();
+  let plaintextBytes = 0;
+  const count = counter((n) => onBytes?.(n), (n) => (plaintextBytes = n));
   // Errors anywhere upstream destroy `body`, which fails the upload before it completes.
-  pipeline(plaintext, counter(onBytes), body).catch(() => undefined);
+  pipeline(plaintext, count, body).catch(() => undefined);
   let stored: PutResult;
   try {
     stored = await repo.put(key, body, signal);
@@ -37,7 +39,7 @@ export async function storeArtifact(
     throw err;
   }
   await repo.putText(sidecarKey(key), sidecarText(stored.sha256, basename(key)));
-  return stored;
+  return { ...stored, plaintextBytes };
 }
 
 export function fingerprints(encryption: EncryptionConfig | null): string[] {
@@ -89,12 +91,20 @@ class ChecksumGate extends Transform {
  * from the final chunk; callers that must touch nothing on failure run
  * `verifyArtifact` first.
  */
-export async function readArtifact(repo: Repository, key: string, record: ArtifactRecord, identities: string[], signal?: AbortSignal, pin?: string): Promise<Readable> {
+export async function readArtifact(
+  repo: Repository,
+  key: string,
+  record: ArtifactRecord,
+  identities: string[],
+  signal?: AbortSignal,
+  pin?: string,
+  onStoredBytes?: (n: number) => void,
+): Promise<Readable> {
   const url = repo.url(key);
   const { body: stored } = await repo.open(key, { signal, pin });
   const gate = new ChecksumGate(url, record.sha256);
   const out = record.encryption === 'age' ? openStream(identities) : new PassThrough();
-  pipeline(stored, gate, out).catch(() => undefined);
+  pipeline(stored, counter(onStoredBytes), gate, out).catch(() => undefined);
   return out;
 }
 
@@ -175,8 +185,8 @@ function tee(source: Readable): Readable {
   return input;
 }
 
-/** Reports bytes passing through, at most every 4 MiB. */
-export function counter(onBytes?: (n: number) => void): Transform {
+/** Reports bytes passing through, at most every 4 MiB, and the total at the end. */
+export function counter(onBytes?: (n: number) => void, onEnd?: (n: number) => void): Transform {
   let n = 0;
   let reported = 0;
   return new Transform({
@@ -187,6 +197,10 @@ export function counter(onBytes?: (n: number) => void): Transform {
         onBytes(n);
       }
       done(null, chunk);
+    },
+    flush(done) {
+      onEnd?.(n);
+      done();
     },
   });
 }

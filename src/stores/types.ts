@@ -65,6 +65,8 @@ export interface BackupItem {
   format: string;
   /** Facts the store records at backup time and needs at restore time (kept in the manifest). */
   meta?: Record<string, unknown>;
+  /** About how many plaintext bytes the backup of this item streams (e.g. the database's size): the progress bar's total. */
+  estimatedBytes?: number;
 }
 
 export interface RestoreOptions {

@@ -105,13 +105,16 @@ async function restoreAll(
   context: HookContext,
 ): Promise<TargetRestoreResult[]> {
   const pins = new Map<string, string>();
+  progress.total(plan.bytes);
   for (const t of plan.targets) {
     for (const a of t.artifacts) {
       progress.set('verify', `${t.target}/${a.file}`);
       const v = await on(refs.get(t.target)!.taskQueue).transfer.verifyStoredArtifact({ target: t.target, backupId: plan.backupId, file: a.file, allowUnsigned: input.allowUnsigned });
       if (v.pin) pins.set(`${t.target}/${a.file}`, v.pin);
+      progress.add(a.bytes, `${t.target}/${a.file}`);
     }
   }
+  progress.total(plan.bytes);
   const results = await Promise.all(plan.targets.map((t) => restoreTarget(t, refs.get(t.target)!, plan.backupId, input, progress, state, pins)));
   for (const t of plan.targets) {
     if (t.mode !== 'in-place') continue;
@@ -149,7 +152,7 @@ async function restoreTarget(
       allowUnsigned: input.allowUnsigned,
     });
     state.restored.push(`${t.target}/${a.into}`);
-    progress.add(a.bytes);
+    progress.add(a.bytes, `${t.target}/${a.file}`);
   }
   return {
     target: t.target,

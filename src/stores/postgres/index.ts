@@ -74,8 +74,12 @@ export class PostgresStore implements Store {
     const pgDump = (await this.conn.toolVersion(signal, 'pg_dump')).version;
     const items: BackupItem[] = this.s.globals ? [await globalsItem(this.conn, signal)] : [];
     for (const db of this.s.databases) {
-      const facts: DatabaseFacts = { ...(await this.conn.withClient(db, databaseFacts)), pgDump };
-      items.push({ item: `database:${db}`, name: db, file: `${db}.dump`, format: DUMP_FORMAT, meta: { ...facts } });
+      const { facts, size } = await this.conn.withClient(db, async (c) => ({
+        facts: { ...(await databaseFacts(c)), pgDump } as DatabaseFacts,
+        // The on-disk size: indexes and free space make it larger than a dump, but it is known before the dump starts.
+        size: Number((await c.query<{ n: string }>('SELECT pg_database_size(current_database()) AS n')).rows[0]!.n),
+      }));
+      items.push({ item: `database:${db}`, name: db, file: `${db}.dump`, format: DUMP_FORMAT, meta: { ...facts }, estimatedBytes: size });
     }
     return items;
   }
