@@ -16,6 +16,7 @@ export interface ContractKind {
 
 import { bucketKind } from './bucket-kind';
 import { clickhouseKind } from './clickhouse-kind';
+import { influxdbKind } from './influxdb-kind';
 import { postgresKind } from './postgres-kind';
 
-export const KINDS: ContractKind[] = [postgresKind, bucketKind, clickhouseKind];
+export const KINDS: ContractKind[] = [postgresKind, bucketKind, clickhouseKind, influxdbKind];
