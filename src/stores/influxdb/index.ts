@@ -76,6 +76,10 @@ export class InfluxdbStore implements Store {
     return this.s.databases.map((db) => ({ item: `database:${db}`, name: db, file: `${db}.influxdb.tar`, format: FORMAT, meta: {} }));
   }
 
+  private async exists(h: InfluxHttp, db: string, ctx: StoreContext): Promise<boolean> {
+    return rows(await h.query({ q: 'SHOW DATABASES', what: 'listing databases', signal: ctx.signal })).some((r) => r.name === db);
+  }
+
   private async requireDatabases(h: InfluxHttp, wanted: string[], ctx: StoreContext): Promise<void> {
     const present = new Set(rows(await h.query({ q: 'SHOW DATABASES', what: 'listing databases', signal: ctx.signal })).map((r) => String(r.name)));
     const missing = wanted.filter((d) => !present.has(d));
@@ -161,7 +165,10 @@ export class InfluxdbStore implements Store {
       // influxd restore never writes over a database: drop first (a retry drops what a dead attempt half-restored).
       await this.drop(ctx, into);
       ctx.progress({ stage: 'load', item: item.item });
-      await restoreTool(this.s.influxd, this.s.rpcAddress, item.name, into, spool.path, ctx.signal);
+      await restoreTool(this.s.influxd, this.s.rpcAddress, item.name, into, spool.path, ctx.signal).catch(async (err: unknown) => {
+        // influxd reports a database without shards as "DB metadata not changed" (no shard ids came back), yet the server created it.
+        if (facts.shards.length > 0 || !/DB metadata not changed/.test((err as Error).message) || !(await this.exists(h, into, ctx))) throw err;
+      });
       await this.continuousQueries(ctx, h, item.name, into, facts);
     } catch (err) {
       // Whatever was not read of the artifact is not needed any more.

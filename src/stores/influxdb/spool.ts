@@ -20,7 +20,7 @@ export const SPOOL_PREFIX = 'lifeboat-influxdb-';
 const NAME = /^lifeboat-influxdb-(\d+)-(\d+)-[0-9a-f]{12}$/;
 
 /** The kernel's start time of a process (clock ticks since boot), which a reused pid does not share; 0 where /proc is not there. */
-function startTime(pid: number | 'self'): number | undefined {
+export function startTime(pid: number | 'self'): number | undefined {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name (which may hold spaces and parentheses): state is field 3, starttime field 22.
@@ -30,7 +30,12 @@ function startTime(pid: number | 'self'): number | undefined {
   }
 }
 
-const OWNER = `${process.pid}-${startTime('self')}`;
+/** The folder name of a spool owned by process `pid` started at `start`. */
+export function spoolName(pid: number, start: number): string {
+  return `${SPOOL_PREFIX}${pid}-${start}-${randomBytes(6).toString('hex')}`;
+}
+
+const SELF_START = startTime('self') ?? 0;
 
 function alive(pid: number, start: number): boolean {
   try {
@@ -73,7 +78,7 @@ export async function sweepSpools(dir: string, log?: Logger): Promise<string[]> 
 /** A fresh private (mode 700) spool folder in `dir`, after sweeping the dead ones. */
 export async function openSpool(dir: string, target: string, log?: Logger): Promise<Spool> {
   await sweepSpools(dir, log);
-  const path = join(dir, `${SPOOL_PREFIX}${OWNER}-${randomBytes(6).toString('hex')}`);
+  const path = join(dir, spoolName(process.pid, SELF_START));
   try {
     await mkdir(path, { mode: 0o700 });
     await chmod(path, 0o700); // whatever the umask
