@@ -34,6 +34,8 @@ export interface ShardFacts {
   bytes: number;
   /** Files in the shard's tar (TSM and tombstone files). */
   files: number;
+  /** Of which TSM files: a shard with none restores empty. */
+  tsm: number;
 }
 
 export interface ArchiveFacts {
@@ -93,7 +95,9 @@ function collector(cap: number, what: string): { sink: Writable; bytes: () => Bu
 }
 
 /** Gunzips a shard file as it passes, counting its bytes and the files of the tar inside. */
-function shardReader(): { sink: Writable; done: Promise<{ bytes: number; files: number }> } {
+type ShardRead = { bytes: number; files: number; tsm: number };
+
+function shardReader(): { sink: Writable; done: Promise<ShardRead> } {
   const gunzip = createGunzip();
   let bytes = 0;
   const count = new Transform({
@@ -105,14 +109,16 @@ function shardReader(): { sink: Writable; done: Promise<{ bytes: number; files: 
   const inner = tar.extract();
   const entries = (async () => {
     let files = 0;
+    let tsm = 0;
     for await (const entry of inner) {
       files++;
+      if (entry.header.name.endsWith('.tsm')) tsm++;
       for await (const chunk of entry) void chunk;
     }
-    return files;
+    return { files, tsm };
   })();
   const piped = pipeline(gunzip, count, inner);
-  const done = Promise.all([piped, entries]).then(([, files]) => ({ bytes, files }));
+  const done = Promise.all([piped, entries]).then(([, e]) => ({ bytes, ...e }));
   done.catch(() => undefined); // reported through the writes and the await below
   return { sink: gunzip, done };
 }
@@ -148,7 +154,7 @@ export async function readArchive(source: Readable, opts: ReadOptions): Promise<
   const fed = pipeline(source, extract);
   fed.catch(() => undefined);
   const small = new Map<string, { kind: Kind; bytes: () => Buffer }>();
-  const shards = new Map<string, { bytes: number; files: number }>();
+  const shards = new Map<string, ShardRead>();
   let fileBytes = 0;
   try {
     for await (const entry of extract) {
@@ -195,7 +201,7 @@ function zlibOrTar(err: unknown, bad: Bad, name: string): unknown {
 type Bad = (why: string) => LifeboatError;
 type Small = { name: string; kind: Kind; bytes: () => Buffer };
 
-function check(database: string, small: Small[], shards: Map<string, { bytes: number; files: number }>, fileBytes: number, bad: Bad): ArchiveFacts {
+function check(database: string, small: Small[], shards: Map<string, ShardRead>, fileBytes: number, bad: Bad): ArchiveFacts {
   const manifests = small.filter((s) => s.kind === 'manifest');
   const metas = small.filter((s) => s.kind === 'meta');
   if (manifests.length !== 1) throw bad(`has ${manifests.length} manifest files; it must have exactly one`);
@@ -227,7 +233,7 @@ function check(database: string, small: Small[], shards: Map<string, { bytes: nu
     const got = shards.get(f.fileName);
     if (!got) throw bad(`lacks shard file '${f.fileName}' (shard ${f.shardID}, ${f.policy}) that its manifest lists`);
     if (got.bytes !== f.size) throw bad(`has shard file '${f.fileName}' of ${got.bytes} bytes uncompressed, but its manifest says ${f.size}`);
-    out.push({ file: f.fileName, database: f.database, policy: f.policy, shardId: f.shardID, bytes: got.bytes, files: got.files });
+    out.push({ file: f.fileName, database: f.database, policy: f.policy, shardId: f.shardID, ...got });
   }
   return { manifest, meta, shards: out, fileBytes };
 }

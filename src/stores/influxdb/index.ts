@@ -8,6 +8,7 @@ import { InfluxHttp, rows } from './http';
 import { quoteIdent } from './influxql';
 import { count, seed } from './markers';
 import { parseInfluxdbSettings, type InfluxdbSettings } from './settings';
+import { diskBytes, waitLoaded } from './shards';
 import { openSpool, spoolBytes, spoolFull, type Spool } from './spool';
 import { backupTool, influxdVersion, major, parseVersion, PERMANENT_TOOL_ERRORS, PORTABLE_MIN_VERSION, reachRpc, restoreTool, versionAtLeast } from './tool';
 
@@ -97,7 +98,7 @@ export class InfluxdbStore implements Store {
     await reachRpc(this.s.rpcAddress, this.target, ctx.signal);
     const spool = await openSpool(this.s.spoolDir, this.target, ctx.log);
     try {
-      const needed = await this.diskBytes(h, item.name, ctx);
+      const needed = await diskBytes(h, item.name, ctx, this.target);
       const free = await spool.free();
       if (needed !== undefined && needed > free) throw spoolFull(spool.path, this.target, free, needed);
       ctx.progress({ stage: 'snapshot', item: item.item });
@@ -119,18 +120,6 @@ export class InfluxdbStore implements Store {
       await sink(packFiles(spool.path, names));
     } finally {
       await spool.remove();
-    }
-  }
-
-  /** The database's shards' bytes on disk (SHOW STATS): about what its backup takes in the spool. Undefined when not allowed. */
-  private async diskBytes(h: InfluxHttp, db: string, ctx: StoreContext): Promise<number | undefined> {
-    try {
-      const stats = await h.query({ q: "SHOW STATS FOR 'shard'", what: 'reading shard sizes', signal: ctx.signal });
-      return stats.filter((s) => s.tags?.database === db).reduce((n, s) => n + Number(s.values?.[0]?.[s.columns.indexOf('diskBytes')] ?? 0), 0);
-    } catch (err) {
-      if ((err as LifeboatError).type !== 'PermissionDenied') throw err;
-      ctx.log.warn('cannot read shard sizes (SHOW STATS needs an admin user): the spool folder is not checked for room beforehand', { target: this.target });
-      return undefined;
     }
   }
 
@@ -169,6 +158,7 @@ export class InfluxdbStore implements Store {
         // influxd reports a database without shards as "DB metadata not changed" (no shard ids came back), yet the server created it.
         if (facts.shards.length > 0 || !/DB metadata not changed/.test((err as Error).message) || !(await this.exists(h, into, ctx))) throw err;
       });
+      await waitLoaded(h, into, facts.shards.filter((s) => s.tsm > 0).length, ctx, this.target);
       await this.continuousQueries(ctx, h, item.name, into, facts);
     } catch (err) {
       // Whatever was not read of the artifact is not needed any more.
