@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { BackupItem, Store, StoreContext } from '../../src/stores';
 import { uniq } from '../helpers/env';
-import { contents, databases, dropInflux, influx, influxPasswordFile, influxStore, seedMetrics } from '../contract/influxdb-kind';
+import { contents, databases, dropInflux, influx, influxHttp, influxPasswordFile, influxStore, seedMetrics } from '../contract/influxdb-kind';
 
 /**
  * The influxdb kind against the stack's InfluxDB 1.6: several databases,
@@ -39,12 +39,17 @@ async function backupAll(s: Store): Promise<Array<{ item: BackupItem; bytes: Buf
   return out;
 }
 
+const subscriptions = async (db: string) =>
+  ((await influxHttp().query({ q: 'SHOW SUBSCRIPTIONS', what: 'test', signal: ctx.signal })).find((x) => x.name === db)?.values ?? []).map((v) => `${String(v[0])}.${String(v[1])}`);
+
 const cqs = async (db: string) =>
   (await influx('SHOW CONTINUOUS QUERIES')).filter((r) => r.query && String(r.query).includes(` ON ${db} `)).map((r) => String(r.name));
 
 beforeAll(async () => {
   spoolDir = await mkdtemp(join(tmpdir(), 'lifeboat-influx-spool-'));
   await seedMetrics(a, 12);
+  // Forwards every write to a port nobody listens on (loopback, UDP: nothing notices).
+  await influx(`CREATE SUBSCRIPTION "forward" ON "${a}"."autogen" DESTINATIONS ALL 'udp://127.0.0.1:9'`);
   await seedMetrics(b, 2);
   await seedMetrics(bystander, 1);
   before = { [a]: await contents(a), [b]: await contents(b), [bystander]: await contents(bystander) };
@@ -80,20 +85,24 @@ test('several databases: one item each, in config order, each restores under ano
     expect(await contents(into)).toEqual(before[item.name]);
     // Continuous queries name the original database: a copy does not get them, and the log says so.
     expect(await cqs(into)).toEqual([]);
+    // Subscriptions come with the policies: a copy has them dropped, so its writes reach no subscriber.
+    expect(await subscriptions(into)).toEqual([]);
   }
+  expect(await subscriptions(a)).toEqual(['autogen.forward']);
   expect(warnings.filter((w) => /continuous queries cpu_hourly of database .* were not created in its copy/.test(w))).toHaveLength(2);
   for (const db of [a, b, bystander]) expect(await contents(db)).toEqual(before[db]);
   expect(await cqs(a)).toEqual(['cpu_hourly']);
   expect(await readdir(spoolDir)).toEqual([]);
 });
 
-test('drop, then restore in place: data, retention policies (and the default) and the continuous query come back', async () => {
+test('drop, then restore in place: data, retention policies (and the default), the subscription and the continuous query come back', async () => {
   const [dump] = await backupAll(influxStore([a], { spoolDir }));
   await store.drop(ctx, a);
   expect(await databases()).not.toContain(a);
   await store.restore(ctx, dump!.item, a, Readable.from([dump!.bytes]));
   expect(await contents(a)).toEqual(before[a]);
   expect(await cqs(a)).toEqual(['cpu_hourly']);
+  expect(await subscriptions(a)).toEqual(['autogen.forward']);
   expect(await contents(bystander)).toEqual(before[bystander]);
   expect(await readdir(spoolDir)).toEqual([]);
 });

@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import { resolveSecret, type TargetConfig } from '../../config';
 import { LifeboatError } from '../../errors';
 import type { BackupItem, MarkerCount, ProbeResult, Store, StoreContext } from '../types';
+import { afterRestore } from './after-restore';
 import { FORMAT, packFiles, readArchive, summarize, type ArchiveFacts } from './archive';
 import { InfluxHttp, rows } from './http';
 import { quoteIdent } from './influxql';
@@ -159,35 +160,13 @@ export class InfluxdbStore implements Store {
         if (facts.shards.length > 0 || !/DB metadata not changed/.test((err as Error).message) || !(await this.exists(h, into, ctx))) throw err;
       });
       await waitLoaded(h, into, facts.shards.filter((s) => s.tsm > 0).length, ctx, this.target);
-      await this.continuousQueries(ctx, h, item.name, into, facts);
+      await afterRestore(ctx, h, item.name, into, facts, this.target);
     } catch (err) {
       // Whatever was not read of the artifact is not needed any more.
       source.destroy();
       throw err;
     } finally {
       await spool?.remove();
-    }
-  }
-
-  /**
-   * `influxd restore` brings back retention policies and shards, not the
-   * database's continuous queries: an in-place restore recreates them from the
-   * backup's meta store; a copy under another name does not (their statements
-   * name the original database), and the log says which were left out.
-   */
-  private async continuousQueries(ctx: StoreContext, h: InfluxHttp, db: string, into: string, facts: ArchiveFacts): Promise<void> {
-    const cqs = facts.meta.databases.find((d) => d.name === db)?.continuousQueries ?? [];
-    if (cqs.length === 0) return;
-    if (into !== db) {
-      ctx.log.warn(`continuous queries ${cqs.map((c) => c.name).join(', ')} of database ${db} were not created in its copy ${into}: their statements name ${db}`, { target: this.target });
-      return;
-    }
-    for (const cq of cqs) {
-      if (!/^CREATE CONTINUOUS QUERY /i.test(cq.query)) {
-        ctx.log.warn(`continuous query ${cq.name} of database ${db} was not recreated: its stored statement is not a CREATE CONTINUOUS QUERY`, { target: this.target });
-        continue;
-      }
-      await h.query({ q: cq.query, what: `recreating continuous query ${cq.name} in ${into}`, signal: ctx.signal });
     }
   }
 
