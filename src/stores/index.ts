@@ -5,6 +5,8 @@ import { BucketStore } from './bucket';
 import { bucketSettings, parseBucketSettings } from './bucket/settings';
 import { ClickhouseStore } from './clickhouse';
 import { clickhouseSettings, parseClickhouseSettings } from './clickhouse/settings';
+import { InfluxdbStore } from './influxdb';
+import { influxdbSettings, parseInfluxdbSettings } from './influxdb/settings';
 import { PostgresStore } from './postgres';
 import { parsePostgresSettings, postgresSettings } from './postgres/settings';
 import type { Store } from './types';
@@ -23,6 +25,7 @@ const KINDS: Record<string, Kind> = {
   clickhouse: { settings: clickhouseSettings, parse: parseClickhouseSettings, open: (file, t) => new ClickhouseStore(file, t) },
   bucket: { settings: bucketSettings, parse: parseBucketSettings, open: (file, t) => new BucketStore(file, t) },
   vault: { settings: vaultSettings, parse: parseVaultSettings, open: (file, t) => new VaultStore(file, t) },
+  influxdb: { settings: influxdbSettings, parse: parseInfluxdbSettings, open: (file, t) => new InfluxdbStore(file, t) },
 };
 
 export function openStore(config: Config, target: string): Store {
