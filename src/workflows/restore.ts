@@ -74,7 +74,7 @@ async function restore(input: RestoreInput): Promise<RestoreResult> {
     const state = { restored: [] as string[], dropped: [] as string[] };
     const touched = () =>
       state.restored.length || state.dropped.length
-        ? `already changed: ${[...state.dropped.map((d) => `${d} dropped`), ...state.restored.map((r) => `${r} restored from backup ${backupId}`)].join(', ')}`
+        ? `already changed: ${[...new Set([...state.dropped.map((d) => `${d} dropped`), ...state.restored.map((r) => `${r} restored from backup ${backupId}`)])].join(', ')}`
         : 'nothing was dropped or restored yet';
     const targets = await withWritersStopped(inPlace, context, steps, progress, () => restoreAll(plan, refs, input, progress, steps, state, context), touched);
     progress.set('checks');
@@ -134,12 +134,15 @@ async function restoreTarget(
 ): Promise<TargetRestoreResult> {
   const started = Date.now();
   const { transfer, quick: near } = on(ref.taskQueue);
-  for (const a of t.artifacts) {
-    if (input.dropFirst && t.mode === 'in-place') {
-      progress.set('drop', `${t.target}: ${a.into}`);
-      await near.dropItem({ target: t.target, name: a.into });
-      state.dropped.push(`${t.target}/${a.into}`);
+  if (input.dropFirst && t.mode === 'in-place') {
+    // Each name once, before any of its artifacts is restored (a ClickHouse database comes as a schema and a stream per table).
+    for (const into of new Set(t.artifacts.map((a) => a.into))) {
+      progress.set('drop', `${t.target}: ${into}`);
+      await near.dropItem({ target: t.target, name: into });
+      state.dropped.push(`${t.target}/${into}`);
     }
+  }
+  for (const a of t.artifacts) {
     progress.set('restore', `${t.target}: ${a.name} -> ${a.into}`);
     await transfer.restoreItem({
       target: t.target,
