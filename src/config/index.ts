@@ -7,6 +7,7 @@ import { DEFAULT_SCHEDULES, ID_PREFIX, isCron, isTimezone, type ScheduleSettings
 import { LifeboatError } from '../errors';
 import { bool, configError, httpUrl, name, oneOf, path, secretRef, strict, suggest, text, wholeNumber, type SchemaContext, type SecretRef } from './fields';
 import { checksSchema, hooksSchema, type TargetChecks, type TargetHooks } from './hooks';
+import { DEFAULT_COMPRESSION, type CompressionConfig } from '../domain/compression';
 
 /**
  * lifeboat.yaml, declared once (zod): the types below, the validation with
@@ -93,6 +94,8 @@ export interface Config {
   schedules?: ScheduleSettings;
   /** Every secret file the config references (checked by `config check` and the worker). */
   secretFiles?: string[];
+  /** How artifacts are compressed before they are encrypted; zstd level 3 when omitted. */
+  compression?: CompressionConfig;
 }
 
 /** One kind's settings, as its store declares them: a zod shape (src/stores/<kind>/settings.ts). */
@@ -215,6 +218,10 @@ export const configSchema = (c: SchemaContext) =>
     encryption: encryptionSchema(c),
     signing: signingSchema(c).optional(),
     retention: retentionSchema().default(DEFAULT_RETENTION),
+    compression: z
+      .union([z.literal('none'), strict({ algorithm: oneOf(['zstd', 'none']).default('zstd'), level: wholeNumber(1, 19).default(DEFAULT_COMPRESSION.level) })])
+      .default(DEFAULT_COMPRESSION)
+      .meta({ description: "artifacts are compressed with zstd before they are encrypted (default level 3); 'none' stores them as the store wrote them" }),
     targets: z.record(z.string(), z.unknown(), { error: 'must map target names to their settings' }),
     schedules: schedulesSchema().optional(),
   });
@@ -283,6 +290,7 @@ export function parseConfigDocument(raw: unknown, file: string, kinds: Record<st
     repository: r.kind === 'local' ? r : { ...r, forcePathStyle: r.forcePathStyle ?? Boolean(r.endpoint) },
     encryption: doc.encryption === 'none' ? null : doc.encryption,
     ...(doc.signing ? { signing: doc.signing } : {}),
+    compression: doc.compression === 'none' ? { algorithm: 'none', level: 0 } : doc.compression,
     targets,
     schedules: schedules ?? { ...DEFAULT_SCHEDULES, backups: {} },
     secretFiles: [...new Set(c.secretFiles)],

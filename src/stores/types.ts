@@ -67,6 +67,8 @@ export interface BackupItem {
   meta?: Record<string, unknown>;
   /** About how many plaintext bytes the backup of this item streams (e.g. the database's size): the progress bar's total. */
   estimatedBytes?: number;
+  /** The store's stream is compressed already (a gzip'd snapshot): the pipeline does not compress it again. */
+  compressed?: boolean;
 }
 
 export interface RestoreOptions {

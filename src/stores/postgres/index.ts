@@ -87,7 +87,8 @@ export class PostgresStore implements Store {
   async backup(ctx: StoreContext, item: BackupItem, sink: (plaintext: Readable) => Promise<void>): Promise<void> {
     ctx.progress({ stage: 'dump', item: item.item });
     if (item.format === GLOBALS_FORMAT) return dumpGlobals(this.conn, ctx, sink);
-    await this.conn.runTool(ctx, 'pg_dump', ['--format=custom', '--dbname', item.name], (run) => withToolOutput(run, sink));
+    // pg_dump's own compression off: its zlib would take a core from the dump; the pipeline compresses with zstd off the main thread.
+    await this.conn.runTool(ctx, 'pg_dump', ['--format=custom', '--compress=0', '--dbname', item.name], (run) => withToolOutput(run, sink));
   }
 
   /**

@@ -103,7 +103,8 @@ export class VaultStore implements Store {
   }
 
   async items(): Promise<BackupItem[]> {
-    return [{ item: SNAPSHOT, name: SNAPSHOT, file: 'snapshot.snap', format: SNAPSHOT_FORMAT, meta: { address: this.s.address } }];
+    // A raft snapshot is a gzip'd tar already: compressing it again gains nothing.
+    return [{ item: SNAPSHOT, name: SNAPSHOT, file: 'snapshot.snap', format: SNAPSHOT_FORMAT, meta: { address: this.s.address }, compressed: true }];
   }
 
   /** Streams the snapshot to `sink`, checking it on the way; its raft index and term go into the manifest. Idempotent. */
