@@ -30,6 +30,7 @@ export function makeDeps(config: Config): Deps {
         repo: await repo(),
         dir: validateName('target', target),
         encryption: config.encryption,
+        compression: config.compression,
         location: config.repository,
         trust: { publicKeys: config.signing?.publicKeys ?? [], allowUnsigned: false },
         ...(backupId ? { backupId } : {}),

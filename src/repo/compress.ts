@@ -1,4 +1,4 @@
-import { constants, createZstdCompress, createZstdDecompress } from 'node:zlib';
+import { constants, createZstdCompress, createZstdDecompress, zstdCompressSync } from 'node:zlib';
 import { PassThrough, type Transform } from 'node:stream';
 import { LifeboatError } from '../errors';
 
@@ -28,4 +28,22 @@ export function decompressor(c: Compression | undefined, what: string): Transfor
   if (c !== 'zstd') throw new LifeboatError('ArtifactUnreadable', `${what} is compressed with '${String(c)}', which this lifeboat cannot read; upgrade lifeboat`);
   const z = createZstdDecompress();
   return z;
+}
+
+/** Names and types of content that is compressed already: compressing it again costs time and gains nothing. */
+const COMPRESSED_NAME = /\.(gz|tgz|zst|zstd|zip|bz2|xz|lz4|lzma|br|7z|rar|jpe?g|png|gif|webp|avif|heic|mp4|m4a|mkv|webm|mov|mp3|ogg|opus|flac|woff2?|parquet|orc|snappy)$/i;
+const COMPRESSED_TYPE = /^(image|video|audio)\/|^application\/(gzip|x-gzip|zip|zstd|x-xz|x-bzip2|x-7z-compressed|vnd\.rar|x-lz4|brotli)$/i;
+
+export function looksCompressed(name: string, contentType?: string): boolean {
+  return COMPRESSED_NAME.test(name) || (contentType !== undefined && COMPRESSED_TYPE.test(contentType));
+}
+
+/** How much of an object is tried before deciding whether compressing it pays. */
+export const SAMPLE_BYTES = 128 << 10;
+
+/** Whether zstd makes `sample` at least 10% smaller: compressed tenants' chunks (Prometheus XOR) often are not. */
+export function compressionPays(sample: Buffer, level: number): boolean {
+  if (sample.length < 512) return false;
+  const z = zstdCompressSync(sample, { params: { [constants.ZSTD_c_compressionLevel]: level } });
+  return z.length < sample.length * 0.9;
 }

@@ -41,6 +41,8 @@ export interface StoreContext {
     location?: import('../config').RepositoryConfig;
     /** The backup being written (backups only), e.g. to name a per-backup sidecar. */
     backupId?: string;
+    /** The config's compression: a store that writes into the repository itself (a bucket's pool) follows it. */
+    compression?: import('../domain/compression').CompressionConfig;
     /** Which manifests to believe when a store reads earlier backups (e.g. the base of an incremental one). */
     trust?: import('../repo/catalog').Trust;
   };

@@ -1,5 +1,10 @@
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
-import type { Config } from '../../src/config';
+import type { Config, S3RepositoryConfig } from '../../src/config';
+import { artifactKey } from '../../src/domain/layout';
+import { loadIdentities, readArtifact } from '../../src/repo/artifacts';
+import { readIndex } from '../../src/stores/bucket/object-index';
+import { adminClient, bucketTarget, createBucket, removeBucket, uniqueBucket } from '../contract/bucket-kind';
 import type { DrillResult, RestoreResult } from '../../src/domain/plan';
 import { openRepository } from '../../src/repo';
 import { readManifest } from '../../src/repo/catalog';
@@ -68,5 +73,39 @@ test('with zstd, every kind round-trips and the artifacts of streams that are no
       if (m.kind === 'vault') expect(a.compression).toBeUndefined(); // a gzip'd snapshot is not compressed again
       else expect({ file: a.file, compression: a.compression }).toEqual({ file: expect.stringMatching(/\.zst\.age$/), compression: 'zstd' });
     }
+  }
+});
+
+test('a bucket compresses each object where it pays: text yes, random bytes and .gz files no; all come back byte for byte', async () => {
+  const c = config({ algorithm: 'zstd', level: 3 });
+  const repo = c.repository as S3RepositoryConfig;
+  const bucket = uniqueBucket('zst');
+  const admin = await adminClient(repo);
+  await createBucket(admin, bucket);
+  const text = Buffer.from('{"level":"info","msg":"request served","path":"/api/v1/items"}\n'.repeat(20_000));
+  const noise = randomBytes(300_000);
+  const objects: Record<string, Buffer> = { 'logs/app.jsonl': text, 'blob/random.bin': noise, 'archive/old.log.gz': text };
+  for (const [Key, Body] of Object.entries(objects)) await admin.send(new PutObjectCommand({ Bucket: bucket, Key, Body }));
+  const withBucket: Config = { ...c, targets: new Map([['files', bucketTarget(repo, 'files', bucket)]]) };
+  const h = await startHarness(withBucket);
+  try {
+    const b = await h.run<{ backupId: string }>('backupWorkflow', { targets: ['files'] });
+    const r = await openRepository(withBucket);
+    const m = await readManifest(r, 'files', b.backupId, trustOf(withBucket));
+    const index = await readIndex(await readArtifact(r, artifactKey('files', b.backupId, m.artifacts[0]!.file), m.artifacts[0]!, await loadIdentities(withBucket.encryption)));
+    const how = Object.fromEntries(index.entries.map((e) => [e.key, e.compression ?? 'none']));
+    expect(how).toEqual({ 'logs/app.jsonl': 'zstd', 'blob/random.bin': 'none', 'archive/old.log.gz': 'none' });
+    expect(index.entries.find((e) => e.key === 'logs/app.jsonl')!.stored).toBeLessThan(text.length / 10);
+
+    const copy = uniqueBucket('zstc');
+    await h.run('restoreWorkflow', { backupId: b.backupId, targets: ['files'], yes: true, into: { files: { [bucket]: copy } } });
+    for (const [Key, body] of Object.entries(objects)) {
+      const got = Buffer.from(await (await admin.send(new GetObjectCommand({ Bucket: copy, Key }))).Body!.transformToByteArray());
+      expect(got.equals(body)).toBe(true);
+    }
+    await removeBucket(admin, copy);
+  } finally {
+    await h.stop();
+    await removeBucket(admin, bucket);
   }
 });

@@ -82,7 +82,7 @@ export class BucketStore implements Store {
       // Guessing here could store a bucket unencrypted: the caller must say.
       throw new LifeboatError('ConfigError', `target ${this.target}: the repository scope does not say how to encrypt; pass the config's encryption`);
     }
-    return { repo: r.repo, dir: r.dir, encryption: r.encryption, location: r.location, backupId: r.backupId };
+    return { repo: r.repo, dir: r.dir, encryption: r.encryption, compression: r.compression, location: r.location, backupId: r.backupId };
   }
 
   async probe(ctx: StoreContext): Promise<ProbeResult> {

@@ -6,6 +6,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { openStream } from '../../crypto';
 import { LifeboatError } from '../../errors';
 import { loadIdentities } from '../../repo/artifacts';
+import { decompressor } from '../../repo/compress';
 import type { StoreContext } from '../types';
 import { Collect, SizeGate, StoredGate } from './gates';
 import type { IndexEntry, IndexHeader } from './object-index';
@@ -197,18 +198,19 @@ function restoreOne(d: RestoreDeps, rs: RepoS3 | undefined, header: IndexHeader,
     const pool = await getPool(d, rs, key, signal);
     const contentType = e.contentType ?? (header.encryption === 'none' ? pool.contentType : undefined);
     const opened = header.encryption === 'age' ? openStream(identities) : new PassThrough();
+    const unzipped = decompressor(e.compression, url);
     const body = new SizeGate(e.size, `pool object '${url}' (s3://${into}/${s.prefix}${e.key})`);
     const type = contentType ? { ContentType: contentType } : {};
     if (e.size < SMALL) {
       // Checked in full before the PUT starts. Content-MD5 also satisfies buckets with Object Lock.
       const sink = new Collect();
-      await pipeline(pool.stored, new StoredGate(url, e), opened, body, sink, { signal });
+      await pipeline(pool.stored, new StoredGate(url, e), opened, unzipped, body, sink, { signal });
       const bytes = sink.bytes();
       const md5 = createHash('md5').update(bytes).digest('base64');
       await client.send(new PutObjectCommand({ Bucket: into, Key: s.prefix + e.key, Body: bytes, ContentLength: bytes.length, ContentMD5: md5, ...type }), { abortSignal: signal });
       return;
     }
-    pipeline(pool.stored, new StoredGate(url, e), opened, body).catch(() => undefined); // a failure destroys `body`: the upload aborts
+    pipeline(pool.stored, new StoredGate(url, e), opened, unzipped, body).catch(() => undefined); // a failure destroys `body`: the upload aborts
     const abortController = new AbortController();
     signal.addEventListener('abort', () => abortController.abort(), { once: true });
     await new Upload({
