@@ -104,6 +104,7 @@ export function restoreActivities(d: Deps) {
             signal: ctx.signal,
             inspect,
             sealedFor: manifest.encryption.recipients,
+            decode: input.inspect === true,
           });
           return { bytes: record.bytes, inspected, pin };
         },

@@ -1,6 +1,7 @@
 import { uuid4 } from '@temporalio/workflow';
 import { makeBackupId, validateBackupId } from '../domain/names';
 import type { BackupInput, BackupResult, TargetBackupResult, TargetRef } from '../domain/plan';
+import type { Activities } from '../activities';
 import { on, quick } from './activities';
 import { holdTargets } from './lock';
 import { check, trackProgress, type Tracker } from './progress';
@@ -22,6 +23,10 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
     const backupId = check(() => (input.backupId ? validateBackupId(input.backupId) : makeBackupId(new Date(), uuid4().slice(0, 4))));
     const run = await quick.describeRun({ targets: input.targets });
     tagRun(run.searchAttributes, 'backup', run.targets);
+    // The lock and the probes go out together: when nobody holds the target (the usual case) its
+    // round trip costs the backup nothing. Nothing is dumped before the lock is held.
+    const probes = run.targets.map((t) => on(t.taskQueue).quick.probeTarget({ target: t.target }));
+    probes.forEach((p) => p.catch(() => undefined));
     const held = await holdTargets(
       run.idPrefix,
       run.targets.map((t) => t.target),
@@ -31,7 +36,8 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
     );
     try {
       progress.set('backup', run.targets.map((t) => t.target).join(', '));
-      const results = await Promise.all(run.targets.map((t) => backupTarget(t, backupId, progress)));
+      // After a wait (a restore ran meanwhile), probe again: what it found before may have changed.
+      const results = await Promise.all(run.targets.map((t, i) => backupTarget(t, backupId, progress, held.waited ? undefined : probes[i])));
       progress.set('done');
       return { backupId, targets: results };
     } finally {
@@ -40,11 +46,11 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
   });
 }
 
-async function backupTarget(ref: TargetRef, backupId: string, progress: Tracker): Promise<TargetBackupResult> {
+async function backupTarget(ref: TargetRef, backupId: string, progress: Tracker, probed?: ReturnType<Activities['probeTarget']>): Promise<TargetBackupResult> {
   const { target, kind } = ref;
   const near = on(ref.taskQueue);
   const startedAt = new Date();
-  const { probe, items } = await near.quick.probeTarget({ target });
+  const { probe, items } = await (probed ?? near.quick.probeTarget({ target }));
   progress.expect(items.reduce((s, i) => s + (i.estimatedBytes ?? 0), 0));
   const artifacts = [];
   for (const item of items) {

@@ -43,6 +43,8 @@ export function lockId(idPrefix: string, target: string): string {
 
 export interface Held {
   release(): Promise<void>;
+  /** The target was busy at first: the run waited for it (what it read before may be stale). */
+  waited: boolean;
 }
 
 /**
@@ -71,6 +73,7 @@ export async function holdTargets(
     );
   };
   const deadline = Date.now() + waitSeconds * 1000;
+  let waited = false;
   try {
     for (const target of [...new Set(targets)].sort()) {
       const id = lockId(idPrefix, target);
@@ -98,6 +101,7 @@ export async function holdTargets(
             );
           }
           onWait?.(target, holder.text);
+          waited = true;
           await sleep('15 seconds');
         }
       }
@@ -106,5 +110,5 @@ export async function holdTargets(
     await release();
     throw err;
   }
-  return { release };
+  return { release, waited };
 }
