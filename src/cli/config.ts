@@ -1,5 +1,6 @@
 import { checkSecretFile } from '../config/fields';
 import { configJsonSchema } from '../config/json-schema';
+import { configReference } from '../config/reference';
 import type { Config } from '../config';
 import { kindSettings, openStore } from '../stores';
 import { messageOf } from '../errors';
@@ -49,6 +50,12 @@ export async function check(config: Config, out: Output): Promise<ExitCode> {
     `  secrets     ${(config.secretFiles ?? []).length} file(s) checked`,
   ]);
   return problems.length ? EXIT.usage : EXIT.ok;
+}
+
+/** `lifeboat config reference`: the settings reference (docs/config-reference.md). */
+export async function reference(): Promise<ExitCode> {
+  process.stdout.write(configReference(kindSettings()));
+  return EXIT.ok;
 }
 
 /** `lifeboat config schema`: the JSON Schema, for editors. */

@@ -177,6 +177,10 @@ config
   .description('load and validate the config, check every secret file, and print what it resolved to')
   .action(action((c, o) => configCmd.check(c, o)));
 config
+  .command('reference')
+  .description('print the settings reference (docs/config-reference.md) from the schema')
+  .action(plain(() => configCmd.reference()));
+config
   .command('schema')
   .description('print the JSON Schema of lifeboat.yaml (for editors: yaml-language-server)')
   .action(plain(() => configCmd.schema()));
