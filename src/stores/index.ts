@@ -7,6 +7,8 @@ import { ClickhouseStore } from './clickhouse';
 import { clickhouseSettings, parseClickhouseSettings } from './clickhouse/settings';
 import { PostgresStore } from './postgres';
 import { parsePostgresSettings, postgresSettings } from './postgres/settings';
+import { RedisStore } from './redis';
+import { parseRedisSettings, redisSettings } from './redis/settings';
 import type { Store } from './types';
 
 export * from './types';
@@ -20,6 +22,7 @@ const KINDS: Record<string, Kind> = {
   postgres: { settings: postgresSettings, parse: parsePostgresSettings, open: (file, t) => new PostgresStore(file, t) },
   clickhouse: { settings: clickhouseSettings, parse: parseClickhouseSettings, open: (file, t) => new ClickhouseStore(file, t) },
   bucket: { settings: bucketSettings, parse: parseBucketSettings, open: (file, t) => new BucketStore(file, t) },
+  redis: { settings: redisSettings, parse: parseRedisSettings, open: (file, t) => new RedisStore(file, t) },
 };
 
 export function openStore(config: Config, target: string): Store {

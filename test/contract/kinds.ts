@@ -17,5 +17,6 @@ export interface ContractKind {
 import { bucketKind } from './bucket-kind';
 import { clickhouseKind } from './clickhouse-kind';
 import { postgresKind } from './postgres-kind';
+import { redisKind } from './redis-kind';
 
-export const KINDS: ContractKind[] = [postgresKind, bucketKind, clickhouseKind];
+export const KINDS: ContractKind[] = [postgresKind, bucketKind, clickhouseKind, redisKind];
