@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -183,15 +183,36 @@ export async function seedTypes(c: Redis, db: number, prefix: string): Promise<v
   await c.xreadgroup('GROUP', 'workers', 'alice', 'COUNT', 5, 'STREAMS', `${prefix}:stream`, '>');
 }
 
-/** Every key of `db` with its DUMP bytes and absolute expiry: equal snapshots mean equal data. */
-export async function snapshotDb(c: Redis, db: number): Promise<Map<string, { dump: string; expireAt: number }>> {
+/** A key's value in a canonical form (sets and hashes sorted: their encoding's order is not stable across reloads). */
+async function canonical(c: Redis, k: string): Promise<unknown> {
+  const type = await c.type(k);
+  switch (type) {
+    case 'string':
+      return [type, await c.get(k)];
+    case 'list':
+      return [type, await c.lrange(k, 0, -1)];
+    case 'set':
+      return [type, (await c.smembers(k)).sort()];
+    case 'hash':
+      return [type, Object.entries(await c.hgetall(k)).sort()];
+    case 'zset':
+      return [type, await c.zrange(k, '0', '-1', 'WITHSCORES')];
+    case 'stream':
+      return [type, await c.xrange(k, '-', '+'), await c.call('XINFO', 'GROUPS', k), await c.call('XPENDING', k, 'workers').catch(() => null)];
+    default:
+      return [type, ((await c.callBuffer('DUMP', k)) as Buffer).toString('base64')];
+  }
+}
+
+/** Every key of `db` with a digest of its value and its absolute expiry: equal snapshots mean equal data. */
+export async function snapshotDb(c: Redis, db: number): Promise<Map<string, { value: string; expireAt: number }>> {
   await c.select(db);
-  const out = new Map<string, { dump: string; expireAt: number }>();
+  const out = new Map<string, { value: string; expireAt: number }>();
   const keys = (await c.keys('*')).sort();
   for (const k of keys) {
-    const dump = (await c.callBuffer('DUMP', k)) as Buffer;
+    const value = createHash('sha256').update(JSON.stringify(await canonical(c, k))).digest('hex').slice(0, 16);
     const expireAt = Number(await c.call('PEXPIRETIME', k));
-    out.set(k, { dump: dump.subarray(0, dump.length - 10).toString('base64'), expireAt });
+    out.set(k, { value, expireAt });
   }
   return out;
 }
