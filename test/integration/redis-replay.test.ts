@@ -3,7 +3,8 @@ import type { Redis } from 'ioredis';
 import type { BackupItem, StoreContext } from '../../src/stores';
 import { RedisStore } from '../../src/stores/redis';
 import { IN_PROGRESS_KEY } from '../../src/stores/redis/replay';
-import { backupThroughPipeline, quietCtx, restoreThroughPipeline, scopeFor } from '../contract/bucket-kind';
+import type { S3RepositoryConfig } from '../../src/config';
+import { adminClient, backupThroughPipeline, quietCtx, removePrefix, restoreThroughPipeline, scopeFor } from '../contract/bucket-kind';
 import { redisTarget, seedTypes, snapshotDb, startTestRedis, type TestRedis } from '../contract/redis-kind';
 import { stackConfig, testEnv } from '../helpers/env';
 
@@ -62,6 +63,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await source?.remove();
   await dest?.remove();
+  const repo = env.config.repository as S3RepositoryConfig;
+  await removePrefix(await adminClient(repo), repo.bucket, `${repo.prefix}/`);
 });
 
 beforeEach(async () => {
