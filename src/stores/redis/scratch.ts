@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, openSync, closeSync } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { lstat, mkdir, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -48,14 +48,27 @@ function freePort(): Promise<number> {
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+  // A zombie (exited, not yet reaped by its parent) answers signal 0 but is gone.
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
 }
 
-/** Processes whose command line names `conf` (the scratch server of that folder, whoever started it). */
-async function processesUsing(conf: string): Promise<number[]> {
+/** The environment variable that marks a scratch server's process with its folder. */
+const MARK = 'LIFEBOAT_REDIS_SCRATCH';
+
+/**
+ * Processes that are the scratch server of `dir`, whoever started them: marked
+ * in their environment, or running in that folder, or naming its config file
+ * (redis-server rewrites its process title unless told not to, so the
+ * command line alone is not enough).
+ */
+async function processesOf(dir: string): Promise<number[]> {
   const out: number[] = [];
   let entries: string[] = [];
   try {
@@ -63,10 +76,13 @@ async function processesUsing(conf: string): Promise<number[]> {
   } catch {
     return out; // no /proc: only the pid in state.json is known
   }
+  const conf = join(dir, 'redis.conf');
   for (const e of entries) {
     if (!/^\d+$/.test(e)) continue;
+    const env = await readFile(`/proc/${e}/environ`, 'utf8').catch(() => '');
+    const cwd = await readlink(`/proc/${e}/cwd`).catch(() => '');
     const argv = await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '');
-    if (argv.split('\0').includes(conf)) out.push(Number(e));
+    if (env.split('\0').includes(`${MARK}=${dir}`) || cwd === dir || argv.split('\0').includes(conf)) out.push(Number(e));
   }
   return out;
 }
@@ -113,9 +129,8 @@ export class ScratchServers {
   async drop(name: string): Promise<void> {
     const dir = this.dirOf(name);
     if (!existsSync(dir)) return;
-    const conf = join(dir, 'redis.conf');
     const state = await readFile(join(dir, 'state.json'), 'utf8').then((t) => JSON.parse(t) as ScratchState).catch(() => undefined);
-    const pids = new Set(await processesUsing(conf));
+    const pids = new Set(await processesOf(dir));
     if (state && alive(state.pid) && (pids.has(state.pid) || !existsSync('/proc'))) pids.add(state.pid);
     for (const pid of pids) {
       try {
@@ -137,7 +152,10 @@ export class ScratchServers {
     const dir = this.dirOf(name);
     await mkdir(dir, { mode: 0o700 });
     ctx.progress({ stage: 'restore', item: `scratch ${name}` });
-    const summary = await writeVerifiedRdb(source, join(dir, 'dump.rdb'), ctx.signal);
+    const summary = await writeVerifiedRdb(source, join(dir, 'dump.rdb'), ctx.signal).catch(async (err: unknown) => {
+      await this.drop(name);
+      throw err;
+    });
     const databases = Math.max(16, ...[...summary.dbs.keys()].map((d) => d + 1));
     for (let attempt = 1; ; attempt++) {
       try {
@@ -168,6 +186,8 @@ export class ScratchServers {
       'dbfilename dump.rdb',
       'appendonly no',
       'save ""',
+      // Keeps the config file's path in the process's command line, where `drop` (and ps) can see it.
+      'set-proc-title no',
       `databases ${databases}`,
       `logfile ${log}`,
       `requirepass ${password}`,
@@ -178,7 +198,7 @@ export class ScratchServers {
     let child;
     try {
       // Its own process group, detached: it outlives this activity (the drill counts markers and drops it later).
-      child = spawn(this.redisServer, [conf], { detached: true, stdio: ['ignore', out, out], env: cleanEnv() });
+      child = spawn(this.redisServer, [conf], { detached: true, stdio: ['ignore', out, out], env: cleanEnv({ [MARK]: dir }) });
     } finally {
       closeSync(out);
     }
