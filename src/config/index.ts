@@ -247,41 +247,34 @@ function contextOf(file: string): SchemaContext {
 /** Parses and validates lifeboat.yaml's text; `kinds` are the known kinds' settings (src/stores). */
 export function parseConfigDocument(raw: unknown, file: string, kinds: Record<string, KindSettings>): Config {
   const c = contextOf(file);
+  // Every problem at once: the top level, then each target, so one run of `config check` lists them all.
+  const problems: string[] = [];
+  const collect = (fn: () => void) => {
+    try {
+      fn();
+    } catch (err) {
+      if (!(err instanceof LifeboatError)) throw err;
+      problems.push(err.message.replace(/^config [^:]+: /, '').replace(/^\n {2}- /, '').split('\n  - ').join('\n'));
+    }
+  };
   const top = configSchema(c).safeParse(raw ?? {});
-  if (!top.success) throw configError(file, top.error);
-  const doc = top.data;
+  if (!top.success) collect(() => { throw configError(file, top.error); });
+  const rawTargets = (raw as { targets?: unknown } | null)?.targets;
   const targets = new Map<string, TargetConfig>();
-  for (const [targetName, tv] of Object.entries(doc.targets)) {
-    const field = `targets.${targetName}`;
-    if (!name().safeParse(targetName).success) {
-      bad(file, field, `is not a valid target name: use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit, without '..'`);
-    }
-    if (targetName === DRILLS_DIR) bad(file, field, `is a reserved name (the repository keeps drill records under '${DRILLS_DIR}/'); rename the target`);
-    if (typeof tv !== 'object' || tv === null || Array.isArray(tv)) bad(file, field, 'must be a mapping of settings with a kind');
-    const settings = tv as Record<string, unknown>;
-    const kind = settings.kind;
-    if (typeof kind !== 'string' || !(kind in kinds)) {
-      const s = typeof kind === 'string' ? suggest(kind, Object.keys(kinds)) : undefined;
-      bad(file, `${field}.kind`, `${kind === undefined ? 'is required' : `'${String(kind)}' is not a kind this lifeboat knows${s ? ` (did you mean '${s}'?)` : ''}`}; known kinds: ${Object.keys(kinds).join(', ')}`);
-    }
-    const parsed = parseTargetSettings(file, { name: targetName, settings }, kinds[kind]!.settings, c) as { hooks?: TargetHooks; checks?: TargetChecks; taskQueue?: string };
-    kinds[kind]!.parse?.(file, { name: targetName, settings });
-    targets.set(targetName, {
-      name: targetName,
-      kind,
-      settings,
-      hooks: parsed.hooks,
-      checks: parsed.checks,
-      ...(parsed.taskQueue ? { taskQueue: parsed.taskQueue } : {}),
-    });
+  if (typeof rawTargets === 'object' && rawTargets !== null && !Array.isArray(rawTargets)) {
+    for (const [targetName, tv] of Object.entries(rawTargets)) collect(() => targets.set(targetName, parseTarget(file, c, kinds, targetName, tv)));
   }
-  if (targets.size === 0) bad(file, 'targets', 'must name at least one target');
-  let schedules: ScheduleSettings | undefined;
-  if (doc.schedules) {
-    const unknown = Object.keys(doc.schedules.backups).filter((t) => !targets.has(t));
-    if (unknown.length) bad(file, `schedules.backups.${unknown[0]}`, `names no configured target; targets: ${[...targets.keys()].join(', ')}`);
-    schedules = doc.schedules;
+  if (top.success && targets.size === 0 && problems.length === 0) problems.push(`'targets' must name at least one target`);
+  const schedules = top.success ? top.data.schedules : undefined;
+  if (schedules) {
+    const unknown = Object.keys(schedules.backups).filter((t) => !targets.has(t));
+    if (unknown.length) problems.push(`'schedules.backups.${unknown[0]}' names no configured target; targets: ${[...targets.keys()].join(', ')}`);
   }
+  if (problems.length || !top.success) {
+    const lines = problems.flatMap((p) => p.split('\n'));
+    throw new LifeboatError('ConfigError', `config ${file}: ${lines.length === 1 ? lines[0] : `\n  - ${lines.join('\n  - ')}`}`);
+  }
+  const doc = top.data;
   const r = doc.repository;
   return {
     file,
@@ -294,6 +287,24 @@ export function parseConfigDocument(raw: unknown, file: string, kinds: Record<st
     schedules: schedules ?? { ...DEFAULT_SCHEDULES, backups: {} },
     secretFiles: [...new Set(c.secretFiles)],
   };
+}
+
+function parseTarget(file: string, c: SchemaContext, kinds: Record<string, KindSettings>, targetName: string, tv: unknown): TargetConfig {
+  const field = `targets.${targetName}`;
+  if (!name().safeParse(targetName).success) {
+    bad(file, field, `is not a valid target name: use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit, without '..'`);
+  }
+  if (targetName === DRILLS_DIR) bad(file, field, `is a reserved name (the repository keeps drill records under '${DRILLS_DIR}/'); rename the target`);
+  if (typeof tv !== 'object' || tv === null || Array.isArray(tv)) bad(file, field, 'must be a mapping of settings with a kind');
+  const settings = tv as Record<string, unknown>;
+  const kind = settings.kind;
+  if (typeof kind !== 'string' || !(kind in kinds)) {
+    const s = typeof kind === 'string' ? suggest(kind, Object.keys(kinds)) : undefined;
+    bad(file, `${field}.kind`, `${kind === undefined ? 'is required' : `'${String(kind)}' is not a kind this lifeboat knows${s ? ` (did you mean '${s}'?)` : ''}`}; known kinds: ${Object.keys(kinds).join(', ')}`);
+  }
+  const parsed = parseTargetSettings(file, { name: targetName, settings }, kinds[kind]!.settings, c) as { hooks?: TargetHooks; checks?: TargetChecks; taskQueue?: string };
+  kinds[kind]!.parse?.(file, { name: targetName, settings });
+  return { name: targetName, kind, settings, hooks: parsed.hooks, checks: parsed.checks, ...(parsed.taskQueue ? { taskQueue: parsed.taskQueue } : {}) };
 }
 
 /** The config file: --config, else $LIFEBOAT_CONFIG, else ./lifeboat.yaml. */
