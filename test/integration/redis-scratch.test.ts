@@ -177,3 +177,29 @@ test('a scratch restore of a damaged RDB fails and leaves nothing behind', async
   expect(err.type).toBe('RdbCorrupt');
   expect(existsSync(join(dir, 'cache-redis', 'lifeboat_drill_ee55'))).toBe(false);
 });
+
+test('sweep at worker start removes half-made scratch folders and orphaned temporary RDBs, and leaves running copies alone', async () => {
+  const dir = join(root, 'scratch5');
+  const store = storeAt(dir);
+  await store.restore(quietCtx(), item, 'lifeboat_drill_ff66', Readable.from([rdb]));
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(join(dir, 'cache-redis', 'lifeboat_drill_dead'), { recursive: true });
+  await writeFile(join(dir, 'cache-redis', 'lifeboat_drill_dead', 'dump.rdb'), rdb.subarray(0, 100));
+  const swept = await store.sweep();
+  expect(swept).toEqual([`removed the scratch folder ${join(dir, 'cache-redis', 'lifeboat_drill_dead')} of a restore whose worker died`]);
+  expect((await store.countMarkers(quietCtx(), 'lifeboat_drill_ff66', 'nonce-scratch')).found).toHaveLength(97);
+  await store.drop(quietCtx(), 'lifeboat_drill_ff66');
+
+  // A file-mode target: temporary RDBs of dead processes go, those of live ones stay.
+  const data = join(root, 'data');
+  await mkdir(data, { recursive: true });
+  await writeFile(join(data, '.lifeboat-restore-999999999-abc.rdb'), 'x');
+  await writeFile(join(data, `.lifeboat-restore-${process.pid}-def.rdb`), 'x');
+  await writeFile(join(data, 'dump.rdb'), 'x');
+  const fileStore = new RedisStore(
+    stackConfig().file,
+    redisTarget('cache-redis', { port: source.port, password: { file: source.passwordFile }, scratchDir: dir, restore: { mode: 'file', dir: data, stop: { command: ['true'] }, start: { command: ['true'] } } }),
+  );
+  expect(await fileStore.sweep()).toEqual([`removed ${join(data, '.lifeboat-restore-999999999-abc.rdb')}, an RDB a restore was writing when its worker died`]);
+  expect((await readdir(data)).sort()).toEqual([`.lifeboat-restore-${process.pid}-def.rdb`, 'dump.rdb']);
+});

@@ -167,9 +167,34 @@ export async function waitLoaded(ep: RedisEndpoint, seconds: number, signal: Abo
   throw new LifeboatError('RestoreFailed', `${ep.where} did not finish loading the restored data within ${seconds}s (last: ${last}); see its log`, false);
 }
 
-/** Removes what an interrupted attempt left in the data folder. */
+/** Removes what an interrupted attempt left in the data folder (a retry holds the target, so none is running). */
 async function cleanLeftovers(dir: string): Promise<void> {
   for (const f of await readdir(dir)) if (f.startsWith(TEMP_PREFIX)) await rm(join(dir, f), { force: true });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * At worker start: the RDBs (plaintext) that restores left in the data folder
+ * when their worker died. Each file is named after the process that writes it;
+ * those of live processes are left alone.
+ */
+export async function sweepTempRdbs(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const f of await readdir(dir).catch(() => [] as string[])) {
+    const m = /^\.lifeboat-restore-(\d+)-/.exec(f);
+    if (!m || alive(Number(m[1]))) continue;
+    await rm(join(dir, f), { force: true });
+    removed.push(`removed ${join(dir, f)}, an RDB a restore was writing when its worker died`);
+  }
+  return removed;
 }
 
 export async function fileRestore(ctx: StoreContext, ep: RedisEndpoint, s: FileSettings, target: string, source: Readable): Promise<{ keys: number }> {
@@ -182,7 +207,7 @@ export async function fileRestore(ctx: StoreContext, ep: RedisEndpoint, s: FileS
     if (cfg) checkAgainstServer(s, cfg, target, ep);
     const aof = s.appendonly === 'auto' ? (cfg?.appendonly !== undefined ? cfg.appendonly === 'yes' : existsSync(join(s.dir, s.appenddirname))) : s.appendonly;
     await cleanLeftovers(s.dir);
-    tmp = join(s.dir, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}.rdb`);
+    tmp = join(s.dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}.rdb`);
     ctx.progress({ stage: 'restore', item: 'write rdb' });
     const summary = await writeVerifiedRdb(source, tmp, ctx.signal);
     await ownLike(tmp, s.dir);

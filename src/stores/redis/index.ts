@@ -5,7 +5,7 @@ import { LifeboatError } from '../../errors';
 import { cleanEnv } from '../child';
 import type { BackupItem, MarkerCount, ProbeResult, Store, StoreContext } from '../types';
 import { endpointOf, flush, info, withClient, type RedisEndpoint } from './client';
-import { fileRestore } from './file-restore';
+import { fileRestore, sweepTempRdbs } from './file-restore';
 import { countMarkers, seedMarkers } from './markers';
 import { describeRdb, parseRdb, type RdbSummary } from './rdb-parse';
 import { parserTap, writeOrWait } from './rdb-tee';
@@ -183,6 +183,13 @@ export class RedisStore implements Store {
   async inspect(_ctx: StoreContext, item: BackupItem, plaintext: Readable): Promise<string> {
     if (item.format !== RDB_FORMAT) return 'no inspection for this format';
     return describeRdb(await parseRdb(plaintext));
+  }
+
+  /** Leftovers of attempts whose worker died on this host: half-made scratch folders, temporary RDBs beside the server's. */
+  async sweep(): Promise<string[]> {
+    const out = await this.scratch.sweep();
+    if (this.s.restore.mode === 'file') out.push(...(await sweepTempRdbs(this.s.restore.dir)));
+    return out;
   }
 
   isPermanent(err: unknown): boolean {

@@ -145,6 +145,24 @@ export class ScratchServers {
     await rm(dir, { recursive: true, force: true });
   }
 
+  /**
+   * At worker start: scratch folders without a running server — what a
+   * restore left when its worker died before the server started (the RDB in
+   * them is plaintext). A running scratch server is a drill's copy awaiting
+   * its count, or one kept on purpose (restore --as): left alone.
+   */
+  async sweep(): Promise<string[]> {
+    const removed: string[] = [];
+    const base = join(this.root, this.target);
+    for (const name of await readdir(base).catch(() => [] as string[])) {
+      const dir = join(base, name);
+      if (!NAME.test(name) || (await processesOf(dir)).length > 0) continue;
+      await rm(dir, { recursive: true, force: true });
+      removed.push(`removed the scratch folder ${dir} of a restore whose worker died`);
+    }
+    return removed;
+  }
+
   /** Drops `name`, then starts a fresh scratch server loaded from the RDB in `source`. */
   async restore(ctx: StoreContext, name: string, source: Readable): Promise<RedisEndpoint> {
     await this.drop(name);
