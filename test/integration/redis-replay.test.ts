@@ -175,3 +175,22 @@ test('a stream that is not an RDB fails the replay as corrupt before any key is 
   expect(err.message).toMatch(/unknown record type 66 at byte 9/);
   await withClient(dest, async (c) => expect(await c.dbsize()).toBe(1)); // only the in-progress key
 });
+
+test('an ACL user with the documented commands can back up, replay and count markers', async () => {
+  const acl = '+auth +ping +info +replconf +sync +psync +select +exists +scan +get +set +del +pttl +restore +function|load +flushdb +flushall +config|get';
+  for (const t of [source, dest]) await withClient(t, async (c) => void (await c.call('ACL', 'SETUSER', 'lbuser', 'on', '>lb-secret-pw', '~*', '&*', '-@all', ...acl.split(' '))));
+  process.env.LIFEBOAT_TEST_REDIS_ACL_PW = 'lb-secret-pw';
+  const as = (t: TestRedis, extra: Record<string, unknown> = {}) => storeFor(t, { user: 'lbuser', password: { env: 'LIFEBOAT_TEST_REDIS_ACL_PW' }, ...extra });
+  await as(source).probe(ctx);
+  await as(source).seedMarkers(ctx, 'dataset', 97, 'acl-nonce');
+  const b = await backupThroughPipeline(as(source), await scopeFor(env.config, 'cache-redis'));
+  await restoreThroughPipeline(as(dest), await scopeFor(env.config, 'cache-redis'), b, 'dataset');
+  expect((await as(dest).countMarkers(ctx, 'dataset', 'acl-nonce')).found).toHaveLength(97);
+  await as(dest).drop(ctx, 'dataset');
+  // Without RESTORE the replay is refused, permanently, naming the fix.
+  await withClient(dest, async (c) => void (await c.call('ACL', 'SETUSER', 'lbuser', '-restore')));
+  const err = (await restoreThroughPipeline(as(dest), await scopeFor(env.config, 'cache-redis'), b, 'dataset').catch((e: unknown) => e)) as Error & { type: string };
+  expect(err.type).toBe('PermissionDenied');
+  expect(err.message).toMatch(/NOPERM.*grant the ACL user the commands listed in docs\/redis\.md/);
+  expect(as(dest).isPermanent(err)).toBe(true);
+});

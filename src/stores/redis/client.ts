@@ -67,7 +67,8 @@ export async function openClient(ep: RedisEndpoint, what: string): Promise<Redis
     retryStrategy: () => null,
     reconnectOnError: () => false,
     connectTimeout: 10_000,
-    connectionName: 'lifeboat',
+    // No CLIENT SETINFO/SETNAME: sent before AUTH they would only be refused, and an ACL user need not be allowed them.
+    disableClientInfo: true,
   });
   // Failures reach the caller through the commands; without a listener ioredis prints them.
   client.on('error', () => undefined);
