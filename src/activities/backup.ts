@@ -84,14 +84,18 @@ export function backupActivities(d: Deps) {
       });
     },
 
-    /** Seeds the drill's markers; returns where, and how many. Idempotent for one nonce. */
-    async seedMarkers(input: { target: string; nonce: string }): Promise<{ name: string; count: number; scratch: string }> {
+    /**
+     * Seeds the drill's markers; returns where, how many, the scratch name, and
+     * whether the target may be drilled in place (not when restoring it needs
+     * an explicit approval, e.g. a Vault server replaced whole). Idempotent for one nonce.
+     */
+    async seedMarkers(input: { target: string; nonce: string }): Promise<{ name: string; count: number; scratch: string; inPlace: boolean }> {
       const store = openStore(d.config, input.target);
       return inActivity(store, async (ctx) => {
         const name = store.drillName();
         const count = MARKERS_PER_KIND[store.kind] ?? 100;
         await store.seedMarkers(ctx, name, count, input.nonce);
-        return { name, count, scratch: store.scratchName(input.nonce.replace(/-/g, '').slice(0, 8)) };
+        return { name, count, scratch: store.scratchName(input.nonce.replace(/-/g, '').slice(0, 8)), inPlace: !store.restoreNotice?.(name)?.approvalRequired };
       });
     },
 

@@ -155,6 +155,8 @@ export interface DrillInput {
 export interface DrillStoreResult {
   target: string;
   kind: string;
+  /** How this target was drilled: a Vault target is drilled on a scratch copy even in an in-place drill. */
+  mode?: DrillMode;
   markers: { expected: number; found: number; missing: number[]; unexpected: number };
   backupSeconds: number;
   restoreSeconds: number;

@@ -10,6 +10,8 @@ import { parsePostgresSettings, postgresSettings } from './postgres/settings';
 import { RedisStore } from './redis';
 import { parseRedisSettings, redisSettings } from './redis/settings';
 import type { Store } from './types';
+import { VaultStore } from './vault';
+import { parseVaultSettings, vaultSettings } from './vault/settings';
 
 export * from './types';
 
@@ -23,6 +25,7 @@ const KINDS: Record<string, Kind> = {
   clickhouse: { settings: clickhouseSettings, parse: parseClickhouseSettings, open: (file, t) => new ClickhouseStore(file, t) },
   bucket: { settings: bucketSettings, parse: parseBucketSettings, open: (file, t) => new BucketStore(file, t) },
   redis: { settings: redisSettings, parse: parseRedisSettings, open: (file, t) => new RedisStore(file, t) },
+  vault: { settings: vaultSettings, parse: parseVaultSettings, open: (file, t) => new VaultStore(file, t) },
 };
 
 export function openStore(config: Config, target: string): Store {

@@ -132,7 +132,7 @@ async function restoreTarget(
   const started = Date.now();
   const { transfer, quick: near } = on(ref.taskQueue);
   for (const a of t.artifacts) {
-    if (input.dropFirst) {
+    if (input.dropFirst && t.mode === 'in-place') {
       progress.set('drop', `${t.target}: ${a.into}`);
       await near.dropItem({ target: t.target, name: a.into });
       state.dropped.push(`${t.target}/${a.into}`);

@@ -18,5 +18,6 @@ import { bucketKind } from './bucket-kind';
 import { clickhouseKind } from './clickhouse-kind';
 import { postgresKind } from './postgres-kind';
 import { redisKind } from './redis-kind';
+import { vaultKind } from './vault-kind';
 
-export const KINDS: ContractKind[] = [postgresKind, bucketKind, clickhouseKind, redisKind];
+export const KINDS: ContractKind[] = [postgresKind, bucketKind, clickhouseKind, redisKind, vaultKind];

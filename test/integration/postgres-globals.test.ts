@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { LifeboatError } from '../../src/errors';
 import type { StoreContext } from '../../src/stores';
@@ -173,7 +174,7 @@ describe('globals against the real server', () => {
     expect(err.type).toBe('GlobalsRestoreFailed');
     expect(err.message).toContain('syntax error');
     expect(await roleState(extra)).toBeUndefined();
-    expect(require('node:fs').existsSync(owned)).toBe(false);
+    expect(existsSync(owned)).toBe(false);
   });
 
   test('a real error stops the globals restore with the server\'s words and where, not hidden among "already exists"', async () => {

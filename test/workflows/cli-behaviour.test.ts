@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { version } from '../../package.json';
 import { lifeboat as run } from '../helpers/cli';
 import { writeConfigFile } from '../helpers/config-file';
 import { testEnv } from '../helpers/env';
@@ -68,7 +69,7 @@ afterAll(async () => {
 test('--version prints the version', async () => {
   const r = await lifeboat('--version');
   expect(r.code).toBe(0);
-  expect(r.stdout.trim()).toBe(require('../../package.json').version);
+  expect(r.stdout.trim()).toBe(version);
 });
 
 test('with no worker on the task queue, nothing is started and the CLI says so plainly (exit 6)', async () => {

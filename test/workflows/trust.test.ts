@@ -1,7 +1,6 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
 import type { Config, S3RepositoryConfig } from '../../src/config';
 import { generateSigningKey, loadSigningKey } from '../../src/crypto/sign';
 import { artifactKey, manifestKey, signatureKey, sidecarKey, sidecarText } from '../../src/domain/layout';
