@@ -75,6 +75,9 @@ test('a scratch drill passes and report shows it', async () => {
 test('prune knows the target; a restore into a server that holds keys is refused, naming them', async () => {
   const p = await lifeboat(configFile, 'prune', 'cache-redis', '--dry-run', '--with-worker');
   expect(p.code).toBe(0);
+  const plan = await lifeboat(configFile, 'restore', backupId, '--target', 'cache-redis', '--dry-run', '--with-worker');
+  expect(plan.code).toBe(0);
+  expect(plan.stdout).toMatch(/NOTE: restoring target cache-redis loads the backup's keys into every database of the Redis server at 127\.0\.0\.1:\d+ with RESTORE; it refuses if any of them holds keys/);
   const r = await lifeboat(configFile, 'restore', backupId, '--target', 'cache-redis', '--yes', '--with-worker');
   expect(r.code).not.toBe(0);
   expect(r.stderr + r.stdout).toMatch(/db 0 holds \d+ keys, db 2 holds 1 key; a replay restore loads only into empty databases.*restore\.flush: true/);

@@ -3,6 +3,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { TargetConfig } from '../../config';
 import { LifeboatError } from '../../errors';
 import { cleanEnv } from '../child';
+import { hookName } from '../hooks';
 import type { BackupItem, MarkerCount, ProbeResult, Store, StoreContext } from '../types';
 import { endpointOf, flush, info, withClient, type RedisEndpoint } from './client';
 import { fileRestore, sweepTempRdbs } from './file-restore';
@@ -132,6 +133,24 @@ export class RedisStore implements Store {
       source.destroy();
       throw err;
     }
+  }
+
+  /** What a restore into the server itself does, for the plan (no extra approval: lifeboat refuses to overwrite keys unless told). */
+  restoreNotice(into: string): { text: string; approvalRequired: boolean } | undefined {
+    if (into !== DATASET) return undefined;
+    const at = `${this.s.host}:${this.s.port}`;
+    const r = this.s.restore;
+    if (r.mode === 'file') {
+      return { text: `restoring target ${this.target} stops the Redis server at ${at} (${hookName(r.stop)}), replaces its whole data set in ${r.dir} (every database, and its AOF) with the backup's RDB, and starts it again (${hookName(r.start)})`, approvalRequired: false };
+    }
+    const dbs = destinations(this.s).dbs;
+    const where = dbs ? `database${dbs.length > 1 ? 's' : ''} ${dbs.join(', ')}` : 'every database';
+    return {
+      text: r.flush
+        ? `restoring target ${this.target} empties ${where} of the Redis server at ${at} (FLUSHDB) and loads the backup's keys with RESTORE`
+        : `restoring target ${this.target} loads the backup's keys into ${where} of the Redis server at ${at} with RESTORE; it refuses if any of them holds keys`,
+      approvalRequired: false,
+    };
   }
 
   drillName(): string {
