@@ -198,7 +198,7 @@ export async function sweepTempRdbs(dir: string): Promise<string[]> {
 }
 
 export async function fileRestore(ctx: StoreContext, ep: RedisEndpoint, s: FileSettings, target: string, source: Readable): Promise<{ keys: number }> {
-  const hookEnv = (phase: string) => ({ LIFEBOAT_TARGET: target, LIFEBOAT_PHASE: phase });
+  const hookEnv = (phase: string) => ({ LIFEBOAT_TARGET: target, LIFEBOAT_KIND: 'redis', LIFEBOAT_PHASE: phase });
   let tmp: string | undefined;
   try {
     const st = await stat(s.dir).catch(() => undefined);

@@ -194,20 +194,22 @@ export class ScratchServers {
     const conf = join(dir, 'redis.conf');
     const log = join(dir, 'redis.log');
     await rm(log, { force: true });
+    // Redis reads double-quoted values with backslash escapes: a folder with spaces stays one value.
+    const q = (v: string) => `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
     const text = [
       '# lifeboat scratch server: loopback only, no persistence, dropped by the drill',
       'bind 127.0.0.1',
       `port ${port}`,
       'protected-mode yes',
       'daemonize no',
-      `dir ${dir}`,
+      `dir ${q(dir)}`,
       'dbfilename dump.rdb',
       'appendonly no',
       'save ""',
       // Keeps the config file's path in the process's command line, where `drop` (and ps) can see it.
       'set-proc-title no',
       `databases ${databases}`,
-      `logfile ${log}`,
+      `logfile ${q(log)}`,
       `requirepass ${password}`,
       '',
     ].join('\n');
