@@ -143,8 +143,14 @@ export async function startTestRedis(o: { appendonly?: boolean; diskless?: boole
       if (!pid) return;
       process.kill(pid, 'SIGTERM');
       for (let i = 0; i < 200 && (await alive()); i++) await new Promise((r) => setTimeout(r, 50));
+      // A server whose shutdown save is slow (or fails) is still there: it must not outlive the test.
+      if (await alive()) process.kill(pid, 'SIGKILL');
     },
     async remove() {
+      // No final save: its folder is about to go (a save into a missing folder would keep it running).
+      const c = t.client();
+      await c.call('SHUTDOWN', 'NOSAVE').catch(() => undefined);
+      c.disconnect();
       await t.stop();
       await rm(dir, { recursive: true, force: true });
     },
