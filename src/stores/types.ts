@@ -117,7 +117,11 @@ export interface Store {
   drop(ctx: StoreContext, name: string): Promise<void>;
   /** Writes markers 1..count with `nonce` into `name`. Idempotent (same nonce, same rows). */
   seedMarkers(ctx: StoreContext, name: string, count: number, nonce: string): Promise<void>;
-  /** Reads back the markers with `nonce` from `name`; none when it has no marker table. Read-only. */
+  /**
+   * Reads back the markers with `nonce` from `name`; none when it has no marker
+   * table. Only markers that came back whole count: a redis marker whose TTL was
+   * lost (or gained) in the round trip is not found. Read-only.
+   */
   countMarkers(ctx: StoreContext, name: string, nonce: string): Promise<MarkerCount>;
   /**
    * Optional: proves the plaintext of an artifact is readable by the restore

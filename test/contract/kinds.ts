@@ -18,6 +18,7 @@ import { bucketKind } from './bucket-kind';
 import { clickhouseKind } from './clickhouse-kind';
 import { influxdbKind } from './influxdb-kind';
 import { postgresKind } from './postgres-kind';
+import { redisKind } from './redis-kind';
 import { vaultKind } from './vault-kind';
 
-export const KINDS: ContractKind[] = [postgresKind, bucketKind, clickhouseKind, vaultKind, influxdbKind];
+export const KINDS: ContractKind[] = [postgresKind, bucketKind, clickhouseKind, redisKind, influxdbKind, vaultKind];
