@@ -358,6 +358,8 @@ dir $dir/data
 dbfilename dump.rdb
 appendonly no
 save 3600 1 300 100
+# Backups read the RDB over the replication protocol: no reason to wait for more replicas to join.
+repl-diskless-sync-delay 0
 logfile ""
 requirepass $(<"$SECRETS/redis-password")
 EOF

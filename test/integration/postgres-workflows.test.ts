@@ -44,10 +44,10 @@ test('backup: the globals first, then one artifact per database, each with its f
   await run<BackupResult>('backupWorkflow', { targets: ['app-pg'], backupId });
   const m = await readManifest(await openRepository(config), 'app-pg', backupId, trustOf(config));
   expect(m.artifacts.map((a) => [a.name, a.file, a.format])).toEqual([
-    ['globals', 'globals.sql.age', 'pg_dumpall-globals'],
-    [db0, `${db0}.dump.age`, 'pg_dump-custom'],
-    [db1, `${db1}.dump.age`, 'pg_dump-custom'],
-    [db2, `${db2}.dump.age`, 'pg_dump-custom'],
+    ['globals', 'globals.sql.zst.age', 'pg_dumpall-globals'],
+    [db0, `${db0}.dump.zst.age`, 'pg_dump-custom'],
+    [db1, `${db1}.dump.zst.age`, 'pg_dump-custom'],
+    [db2, `${db2}.dump.zst.age`, 'pg_dump-custom'],
   ]);
   expect(m.artifacts[0]!.meta).toMatchObject({ roles: expect.arrayContaining([role]) });
   expect(m.artifacts[2]!.meta).toMatchObject({ owner: role, extensions: [{ name: 'plpgsql', version: '1.0' }] });

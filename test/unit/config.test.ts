@@ -65,3 +65,12 @@ describe('config', () => {
     expect(err).toMatch(/'retention.keepLast' must be a number/);
   });
 });
+
+describe('the schema is the documentation', () => {
+  it('docs/config-reference.md is what `lifeboat config reference` prints (regenerate it with that command)', () => {
+    const { readFileSync } = jest.requireActual<typeof import('node:fs')>('node:fs');
+    const { configReference } = jest.requireActual<typeof import('../../src/config/reference')>('../../src/config/reference');
+    const { kindSettings } = jest.requireActual<typeof import('../../src/stores')>('../../src/stores');
+    expect(readFileSync(`${__dirname}/../../docs/config-reference.md`, 'utf8')).toBe(configReference(kindSettings()));
+  });
+});

@@ -80,7 +80,7 @@ test('lifeboat backup and restore --yes, in words for people', async () => {
   expect(id).toBeDefined();
   const plan = await lifeboat('restore', id!, '--target', 'app-pg', '--dry-run', '--with-worker');
   expect(plan.stdout).toContain(`restore plan for ${id} (dry run: nothing was changed)`);
-  expect(plan.stdout).toMatch(new RegExp(`^    ${db}  from ${db}\\.dump\\.age  `, 'm'));
+  expect(plan.stdout).toMatch(new RegExp(`^    ${db}  from ${db}\\.dump\\.zst\\.age  `, 'm'));
   const r = await lifeboat('restore', id!, '--target', 'app-pg', '--only', db, '--as', `${db}_copy`, '--yes', '--with-worker');
   expect(r.stdout).toContain(`restore of ${id} ok`);
   expect(r.stdout).toContain(`${db} -> ${db}_copy`);

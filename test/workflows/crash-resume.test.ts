@@ -86,7 +86,7 @@ async function crashAt(workflowId: string, type: string, ok: (hb: Heartbeat) => 
 async function expectCleanRepository(backupId: string): Promise<void> {
   const repo = await openRepository(env.config);
   const files = (await repo.list(`app-pg/${backupId}`)).map((e) => e.name).sort();
-  expect(files).toEqual(['globals.sql.age', 'globals.sql.age.sha256', 'manifest.json', `${db}.dump.age`, `${db}.dump.age.sha256`].sort());
+  expect(files).toEqual(['globals.sql.zst.age', 'globals.sql.zst.age.sha256', 'manifest.json', 'manifest.json.sig', `${db}.dump.zst.age`, `${db}.dump.zst.age.sha256`].sort());
   const cfg = env.config.repository as S3RepositoryConfig;
   const open = await (await s3Client(cfg)).send(new ListMultipartUploadsCommand({ Bucket: cfg.bucket, Prefix: `${cfg.prefix}/` }));
   expect(open.Uploads ?? []).toEqual([]);

@@ -64,7 +64,7 @@ test('backup writes artifacts with sidecars and the manifest; restore puts lost 
   expect(m).toMatchObject({ kind: 'postgres', target: 'app-pg', encryption: { format: 'age' } });
   expect(m.server.version).toMatch(/^15\./);
   const art = m.artifacts.find((a) => a.name === db)!;
-  expect(art).toMatchObject({ file: `${db}.dump.age`, name: db, encryption: 'age' });
+  expect(art).toMatchObject({ file: `${db}.dump.zst.age`, name: db, encryption: 'age' });
   expect(await repo.getText(`app-pg/${backupId}/${art.file}.sha256`)).toBe(`${art.sha256}  ${art.file}\n`);
   expect((await listBackups(repo, ['app-pg'])).map((x) => x.backupId)).toContain(backupId);
 
@@ -80,7 +80,7 @@ test('a tampered artifact fails the restore with the checksum message, and the d
   await run<BackupResult>('backupWorkflow', { targets: ['app-pg'], backupId });
   const repoCfg = config.repository as S3RepositoryConfig;
   const s3 = await s3Client(repoCfg);
-  const key = `${repoCfg.prefix}/app-pg/${backupId}/${db}.dump.age`;
+  const key = `${repoCfg.prefix}/app-pg/${backupId}/${db}.dump.zst.age`;
   const body = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: repoCfg.bucket, Key: key }))).Body!.transformToByteArray());
   body.writeUInt8(body.readUInt8(body.length - 100) ^ 0x01, body.length - 100);
   await s3.send(new PutObjectCommand({ Bucket: repoCfg.bucket, Key: key, Body: body }));

@@ -151,7 +151,7 @@ test('a restore stops writers, restores, runs the post-restore hook, starts writ
 test('writers are started again after a failed restore, the database keeps its rows, and the failure says nothing was dropped', async () => {
   const backupId = await backup();
   const repoCfg = config.repository as S3RepositoryConfig;
-  await (await s3Client(repoCfg)).send(new PutObjectCommand({ Bucket: repoCfg.bucket, Key: `${repoCfg.prefix}/${artifactKey('app-pg', backupId, `${db}.dump.age`)}`, Body: 'garbage' }));
+  await (await s3Client(repoCfg)).send(new PutObjectCommand({ Bucket: repoCfg.bucket, Key: `${repoCfg.prefix}/${artifactKey('app-pg', backupId, `${db}.dump.zst.age`)}`, Body: 'garbage' }));
   const rows = await countRows(config, db);
   await rm(log, { force: true });
   const f = await failureOf((await start('restoreWorkflow', { backupId, yes: true })).result);

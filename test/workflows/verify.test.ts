@@ -41,8 +41,8 @@ test('a good backup verifies: checksum, age to the last chunk, pg_restore --list
   const oid = await pg(config, 'postgres', (c) => c.query('SELECT oid FROM pg_database WHERE datname = $1', [db]));
   const r = await run<VerifyResult>('verifyWorkflow', { backupId });
   expect(r.ok).toBe(true);
-  const a = r.targets[0]!.artifacts.find((x) => x.file === `${db}.dump.age`)!;
-  expect(a).toMatchObject({ file: `${db}.dump.age`, ok: true });
+  const a = r.targets[0]!.artifacts.find((x) => x.file === `${db}.dump.zst.age`)!;
+  expect(a).toMatchObject({ file: `${db}.dump.zst.age`, ok: true });
   expect(a.detail).toMatch(/^pg_restore --list: \d+ entries, 1 with table data$/);
   const stored = await readVerification(await openRepository(config), 'app-pg', backupId);
   expect(stored).toMatchObject({ ok: true, backupId, target: 'app-pg' });
@@ -53,16 +53,16 @@ test('a good backup verifies: checksum, age to the last chunk, pg_restore --list
 test('a tampered artifact fails verification with the checksum message, and the failure is stored', async () => {
   const backupId = await backup();
   const repoCfg = config.repository as S3RepositoryConfig;
-  const key = `${repoCfg.prefix}/${artifactKey('app-pg', backupId, `${db}.dump.age`)}`;
+  const key = `${repoCfg.prefix}/${artifactKey('app-pg', backupId, `${db}.dump.zst.age`)}`;
   const repo = await openRepository(config);
   const chunks: Buffer[] = [];
-  for await (const c of await repo.get(artifactKey('app-pg', backupId, `${db}.dump.age`))) chunks.push(c as Buffer);
+  for await (const c of await repo.get(artifactKey('app-pg', backupId, `${db}.dump.zst.age`))) chunks.push(c as Buffer);
   const body = Buffer.concat(chunks);
   body.writeUInt8(body.readUInt8(200) ^ 0x80, 200);
   await (await s3Client(repoCfg)).send(new PutObjectCommand({ Bucket: repoCfg.bucket, Key: key, Body: body }));
   const r = await run<VerifyResult>('verifyWorkflow', { backupId });
   expect(r.ok).toBe(false);
-  expect(r.targets[0]!.artifacts.find((x) => x.file === `${db}.dump.age`)!.error).toMatchObject({ type: 'ChecksumMismatch', message: expect.stringContaining('failed its checksum') });
+  expect(r.targets[0]!.artifacts.find((x) => x.file === `${db}.dump.zst.age`)!.error).toMatchObject({ type: 'ChecksumMismatch', message: expect.stringContaining('failed its checksum') });
   expect(await readVerification(repo, 'app-pg', backupId)).toMatchObject({ ok: false });
 });
 
