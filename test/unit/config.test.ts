@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { configReference } from '../../src/config/reference';
+import { kindSettings } from '../../src/stores';
 import { parseConfig } from '../../src/config/load';
 
 const base = `
@@ -68,9 +71,6 @@ describe('config', () => {
 
 describe('the schema is the documentation', () => {
   it('docs/config-reference.md is what `lifeboat config reference` prints (regenerate it with that command)', () => {
-    const { readFileSync } = jest.requireActual<typeof import('node:fs')>('node:fs');
-    const { configReference } = jest.requireActual<typeof import('../../src/config/reference')>('../../src/config/reference');
-    const { kindSettings } = jest.requireActual<typeof import('../../src/stores')>('../../src/stores');
     expect(readFileSync(`${__dirname}/../../docs/config-reference.md`, 'utf8')).toBe(configReference(kindSettings()));
   });
 });
