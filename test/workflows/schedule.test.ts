@@ -200,6 +200,6 @@ test('pause --all with a note, unpause one; apply leaves an operator’s pause a
   expect(a.schedules.find((s: { id: string }) => s.id === ids.app)).toMatchObject({ result: 'unchanged', paused: true, note: 'maintenance window' });
 
   const missing = await lifeboat(withoutOld, 'schedule', 'trigger', 'backup-nope', '--json');
-  expect(missing.code).toBe(1);
+  expect(missing.code).toBe(3); // not found
   expect(JSON.parse(missing.stdout)).toMatchObject({ ok: false, type: 'ScheduleNotFound', error: expect.stringContaining(`schedule '${idPrefix}-backup-nope' does not exist`) });
 });
