@@ -1,5 +1,4 @@
 import { Client, Connection } from '@temporalio/client';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,6 +7,7 @@ import { stringify } from 'yaml';
 import type { DrillResult } from '../../src/domain/plan';
 import { openRepository } from '../../src/repo';
 import { deleteBackup } from '../../src/repo/catalog';
+import { CrashWorker } from '../helpers/crash';
 import { stackConfig, testEnv, uniq } from '../helpers/env';
 import { dropInflux, influx, INFLUX_RPC, INFLUX_URL, influxHttp, influxPasswordFile } from '../contract/influxdb-kind';
 
@@ -29,26 +29,7 @@ let spoolDir: string;
 let configFile: string;
 let client: Client;
 let connection: Connection;
-let worker: ChildProcess | undefined;
-
-function startWorker(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(__dirname, '../../bin/lifeboat'), '--config', configFile, 'worker'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let err = '';
-    child.stderr!.on('data', (c: Buffer) => {
-      err += c.toString();
-      if (err.includes('lifeboat worker on task queue')) resolve(child);
-    });
-    child.on('exit', (code) => reject(new Error(`worker exited with ${code}: ${err}`)));
-  });
-}
-
-function kill(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGKILL');
-  });
-}
+const workers = new CrashWorker(() => configFile, () => client);
 
 /**
  * Waits until the worker runs `influxd <verb>` on this file's spool folder
@@ -61,10 +42,10 @@ async function crashDuring(verb: 'backup' | 'restore', ready: () => Promise<bool
   for (let i = 0; i < 30_000; i++) {
     const running = (await influxdChildren()).filter((c) => c.includes(`influxd ${verb} `));
     if (running.length && (await ready())) {
-      await kill(worker!);
+      await workers.kill();
       process.stderr.write(`killed the worker while it ran ${running.join('; ')}\n`);
       const left = await readdir(spoolDir);
-      worker = await startWorker();
+      await workers.start();
       return left;
     }
     await new Promise((r) => setTimeout(r, 20));
@@ -107,11 +88,11 @@ beforeAll(async () => {
   }
   connection = await Connection.connect({ address: env.config.temporal.address });
   client = new Client({ connection, namespace: env.config.temporal.namespace });
-  worker = await startWorker();
+  await workers.start();
 });
 
 afterAll(async () => {
-  if (worker && worker.exitCode === null) await kill(worker);
+  await workers.kill();
   await connection?.close();
   await dropInflux(db);
   await rm(dir, { recursive: true, force: true });

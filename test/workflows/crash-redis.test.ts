@@ -1,7 +1,5 @@
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
-import { defaultPayloadConverter } from '@temporalio/common';
 import { Client, Connection } from '@temporalio/client';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -15,6 +13,7 @@ import { s3Client } from '../../src/repo/s3';
 import { IN_PROGRESS_KEY } from '../../src/stores/redis/replay';
 import { adminClient, removePrefix } from '../contract/bucket-kind';
 import { startTestRedis, type TestRedis } from '../contract/redis-kind';
+import { CrashWorker } from '../helpers/crash';
 import { testEnv } from '../helpers/env';
 
 /**
@@ -34,59 +33,7 @@ let configFile: string;
 let redis: TestRedis;
 let client: Client;
 let connection: Connection;
-let worker: ChildProcess | undefined;
-
-function startWorker(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(__dirname, '../../bin/lifeboat'), '--config', configFile, 'worker'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let err = '';
-    child.stderr!.on('data', (c: Buffer) => {
-      err += c.toString();
-      if (err.includes('lifeboat worker on task queue')) resolve(child);
-    });
-    child.on('exit', (code) => reject(new Error(`worker exited with ${code}: ${err}`)));
-  });
-}
-
-function kill(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGKILL');
-  });
-}
-
-interface Heartbeat {
-  stage?: string;
-  item?: string;
-  bytes?: number;
-}
-
-async function waitForActivity(workflowId: string, type: string, ok: (hb: Heartbeat) => boolean): Promise<Heartbeat> {
-  const seen = new Set<string>();
-  for (let i = 0; i < 1200; i++) {
-    try {
-      const d = await client.workflow.getHandle(workflowId).describe();
-      for (const pa of d.raw.pendingActivities ?? []) {
-        if (pa.activityType?.name !== type) continue;
-        const payload = pa.heartbeatDetails?.payloads?.[0];
-        const hb = (payload ? defaultPayloadConverter.fromPayload(payload) : {}) as Heartbeat;
-        seen.add(JSON.stringify(hb));
-        if (ok(hb)) return hb;
-      }
-    } catch {
-      // the child workflow may not exist yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`no ${type} activity of ${workflowId} reached the kill point; heartbeats seen: ${[...seen].join(' ') || 'none'}`);
-}
-
-async function crashAt(workflowId: string, type: string, ok: (hb: Heartbeat) => boolean): Promise<void> {
-  const hb = await waitForActivity(workflowId, type, ok);
-  await kill(worker!);
-  process.stderr.write(`killed the worker during ${type} at ${JSON.stringify(hb)}\n`);
-  worker = await startWorker();
-}
+const workers = new CrashWorker(() => configFile, () => client);
 
 async function drill(mode: 'in-place' | 'scratch') {
   const id = `drill/${env.taskQueue}/${randomBytes(3).toString('hex')}`;
@@ -151,11 +98,11 @@ beforeAll(async () => {
   await writeFile(configFile, stringify(doc));
   connection = await Connection.connect({ address: env.config.temporal.address });
   client = new Client({ connection, namespace: env.config.temporal.namespace });
-  worker = await startWorker();
+  await workers.start();
 });
 
 afterAll(async () => {
-  if (worker && worker.exitCode === null) await kill(worker);
+  await workers.kill();
   await connection?.close();
   await redis?.remove();
   await rm(dir, { recursive: true, force: true });
@@ -165,9 +112,9 @@ afterAll(async () => {
 
 test('killed mid-upload of the backup and mid-replay of the restore, the in-place drill completes with every marker and key', async () => {
   const { id, handle } = await drill('in-place');
-  await crashAt(`${id}/backup`, 'backupItem', (hb) => hb.stage === 'upload' && (hb.bytes ?? 0) > 0);
+  await workers.crashAt(`${id}/backup`, 'backupItem', (hb) => hb.stage === 'upload' && (hb.bytes ?? 0) > 0);
   // Keys are being loaded: the retry finds its own in-progress key and starts over from an empty server.
-  await crashAt(`${id}/restore`, 'restoreItem', (hb) => hb.stage === 'restore' && (hb.bytes ?? 0) > 0);
+  await workers.crashAt(`${id}/restore`, 'restoreItem', (hb) => hb.stage === 'restore' && (hb.bytes ?? 0) > 0);
   const r = (await handle.result()) as DrillResult;
   expect(r.ok).toBe(true);
   expect(r.stores[0]!.markers).toMatchObject({ expected: 97, found: 97 });
@@ -182,7 +129,7 @@ test('killed while the scratch copy is being restored, the scratch drill complet
   const before = await dbsize();
   const { id, handle } = await drill('scratch');
   // The scratch folder exists and the RDB is on its way into it (or the scratch server is loading it).
-  await crashAt(`${id}/restore`, 'restoreItem', (hb) => hb.stage === 'restore');
+  await workers.crashAt(`${id}/restore`, 'restoreItem', (hb) => hb.stage === 'restore');
   const r = (await handle.result()) as DrillResult;
   expect(r.ok).toBe(true);
   expect(r.mode).toBe('scratch');
