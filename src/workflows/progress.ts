@@ -1,4 +1,5 @@
 import { ApplicationFailure, defineQuery, defineSignal, setCurrentDetails, setHandler } from '@temporalio/workflow';
+import { formatBytes } from '../domain/format';
 import type { ActivityProgress, ProgressState } from '../domain/plan';
 import { LifeboatError } from '../errors';
 
@@ -20,17 +21,6 @@ export interface Tracker {
   total(bytes: number): void;
   /** More bytes expected (targets backed up in parallel each add theirs); the done bytes are kept. */
   expect(bytes: number): void;
-}
-
-function fmt(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
 }
 
 /**
@@ -57,8 +47,8 @@ export function trackProgress(stage: string): Tracker {
       state.bytesPerSecond = rate !== undefined ? Math.round(rate) : undefined;
       state.etaSeconds = rate && rate > 0 && state.bytesTotal ? Math.max(0, Math.ceil((state.bytesTotal - done) / rate)) : undefined;
     }
-    const bytes = state.bytesDone !== undefined ? `${fmt(state.bytesDone)}${state.bytesTotal ? ` of ${fmt(state.bytesTotal)} (${Math.min(100, Math.floor((100 * state.bytesDone) / state.bytesTotal))}%)` : ''}` : '';
-    const rate = state.bytesPerSecond ? `${fmt(state.bytesPerSecond)}/s` : '';
+    const bytes = state.bytesDone !== undefined ? `${formatBytes(state.bytesDone)}${state.bytesTotal ? ` of ${formatBytes(state.bytesTotal)} (${Math.min(100, Math.floor((100 * state.bytesDone) / state.bytesTotal))}%)` : ''}` : '';
+    const rate = state.bytesPerSecond ? `${formatBytes(state.bytesPerSecond)}/s` : '';
     const eta = state.etaSeconds !== undefined ? `ETA ${state.etaSeconds}s` : '';
     const lines = [`**${state.stage}**${state.detail ? `: ${state.detail}` : ''}`, [bytes, rate, eta].filter(Boolean).join(' · ')].filter(Boolean);
     setCurrentDetails(lines.join('\n\n'));

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../../errors';
+import { processAlive } from '../child';
 import type { Logger } from '../types';
 
 const ZEROS = Buffer.alloc(1 << 20);
@@ -41,15 +42,6 @@ async function removeSpool(folder: string): Promise<void> {
   await rm(folder, { recursive: true, force: true });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Removes the spools that attempts on this host left when their process died
  * (a worker killed mid-restore): the decrypted dump must not stay on disk.
@@ -61,7 +53,7 @@ export async function sweepSpools(dir: string): Promise<string[]> {
     if (!name.startsWith(SPOOL_PREFIX)) continue;
     const folder = join(dir, name);
     const owner = await readFile(join(folder, OWNER_FILE), 'utf8').then((t) => JSON.parse(t) as { pid?: number; host?: string }).catch(() => ({}) as { pid?: number; host?: string });
-    if (owner.host === hostname() && owner.pid !== undefined && alive(owner.pid)) continue;
+    if (owner.host === hostname() && owner.pid !== undefined && processAlive(owner.pid)) continue;
     if (owner.host !== undefined && owner.host !== hostname()) continue; // another host's (a shared folder): its own worker sweeps it
     await removeSpool(folder);
     removed.push(`removed the spool ${folder} of a restore whose worker died`);

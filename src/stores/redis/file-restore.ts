@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { processAlive } from '../child';
 import { existsSync } from 'node:fs';
 import { chown, link, mkdir, open, readdir, readFile, rename, rm, stat, writeFile, copyFile } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -172,15 +173,6 @@ async function cleanLeftovers(dir: string): Promise<void> {
   for (const f of await readdir(dir)) if (f.startsWith(TEMP_PREFIX)) await rm(join(dir, f), { force: true });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * At worker start: the RDBs (plaintext) that restores left in the data folder
  * when their worker died. Each file is named after the process that writes it;
@@ -190,7 +182,7 @@ export async function sweepTempRdbs(dir: string): Promise<string[]> {
   const removed: string[] = [];
   for (const f of await readdir(dir).catch(() => [] as string[])) {
     const m = /^\.lifeboat-restore-(\d+)-/.exec(f);
-    if (!m || alive(Number(m[1]))) continue;
+    if (!m || processAlive(Number(m[1]))) continue;
     await rm(join(dir, f), { force: true });
     removed.push(`removed ${join(dir, f)}, an RDB a restore was writing when its worker died`);
   }

@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { LifeboatError } from '../../errors';
-import { cleanEnv } from '../child';
+import { cleanEnv, processAlive } from '../child';
 import type { StoreContext } from '../types';
 import type { RedisEndpoint } from './client';
 import { waitLoaded } from './file-restore';
@@ -43,20 +43,6 @@ function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  // A zombie (exited, not yet reaped by its parent) answers signal 0 but is gone.
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return true;
-  }
 }
 
 /** The environment variable that marks a scratch server's process with its folder. */
@@ -131,7 +117,7 @@ export class ScratchServers {
     if (!existsSync(dir)) return;
     const state = await readFile(join(dir, 'state.json'), 'utf8').then((t) => JSON.parse(t) as ScratchState).catch(() => undefined);
     const pids = new Set(await processesOf(dir));
-    if (state && alive(state.pid) && (pids.has(state.pid) || !existsSync('/proc'))) pids.add(state.pid);
+    if (state && processAlive(state.pid) && (pids.has(state.pid) || !existsSync('/proc'))) pids.add(state.pid);
     for (const pid of pids) {
       try {
         process.kill(pid, 'SIGTERM');
@@ -139,9 +125,9 @@ export class ScratchServers {
         // gone already
       }
     }
-    for (let i = 0; i < 100 && [...pids].some(alive); i++) await sleep(100);
-    for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
-    for (let i = 0; i < 50 && [...pids].some(alive); i++) await sleep(100);
+    for (let i = 0; i < 100 && [...pids].some(processAlive); i++) await sleep(100);
+    for (const pid of pids) if (processAlive(pid)) process.kill(pid, 'SIGKILL');
+    for (let i = 0; i < 50 && [...pids].some(processAlive); i++) await sleep(100);
     await rm(dir, { recursive: true, force: true });
   }
 
