@@ -15,6 +15,7 @@ import { deleteBackup, listBackups, listIncomplete, readManifest, readVerificati
 import { applyRetention } from '../domain/retention';
 import { openStore, type BackupItem, type ProbeResult } from '../stores';
 import { inActivity } from './context';
+import { createPitrActivities } from './pitr';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const LIFEBOAT_VERSION: string = require('../../package.json').version;
@@ -49,6 +50,7 @@ export function createActivities(config: Config) {
   });
 
   return {
+    ...createPitrActivities(config),
     /** The targets to work on, with their kinds; all configured ones when none are named. */
     async describeTargets(input: { targets?: string[] }): Promise<TargetRef[]> {
       const names = input.targets?.length ? input.targets : [...config.targets.keys()];

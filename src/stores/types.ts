@@ -9,6 +9,8 @@ export interface Progress {
   /** For kinds made of many objects (a bucket): objects done and in all. */
   objects?: number;
   totalObjects?: number;
+  /** For tools that report a percentage rather than bytes (pgBackRest). */
+  percent?: number;
 }
 
 export interface Logger {
