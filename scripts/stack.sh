@@ -528,6 +528,18 @@ provision_openbao() { # KV v2 at secret/
     bao_curl -f -o /dev/null -X POST --data '{"type":"kv","options":{"version":"2"}}' http://127.0.0.1:18200/v1/sys/mounts/secret
 }
 
+# lifeboat writes the app-pg target's pgbackrest.conf, creates its stanza and checks archiving
+# (idempotent); before lifeboat is built, archive-push fails and PostgreSQL keeps the WAL until then.
+setup_pitr() {
+  local log=$CACHE/logs/pitr-setup.log
+  if [[ ! -f $ROOT/dist/cli/main.js ]]; then
+    log "lifeboat is not built: WAL archiving of app-pg waits for 'lifeboat pitr setup app-pg' (npm run build, then scripts/stack.sh up)"
+    return 0
+  fi
+  PATH="$(bash "$ROOT/scripts/node.sh"):$PATH" node "$ROOT/bin/lifeboat" --config "$CONFIG_OUT" pitr setup app-pg >"$log" 2>&1 ||
+    log "warning: lifeboat pitr setup app-pg failed (WAL archiving of app-pg is not working); see $log"
+}
+
 write_config() {
   local t
   t=$(<"$ROOT/config/local.yaml.tmpl")
@@ -559,12 +571,14 @@ cmd_up() {
   for svc in "${SERVICES[@]}"; do wait_healthy "$svc"; done
   provision
   write_config
+  setup_pitr
   cat <<EOF
 lifeboat stack is up (state: $STATE)
   temporal    127.0.0.1:17233          Web UI http://127.0.0.1:18233
   postgres    127.0.0.1:15432          user lifeboat, database app (PGPASSFILE=$SECRETS/pgpass)
   clickhouse  http://127.0.0.1:18123   native 127.0.0.1:19010, user lifeboat, database events
   minio       http://127.0.0.1:19000   console http://127.0.0.1:19001, buckets lifeboat bundles lifeboat-locked
+  s3tls       https://127.0.0.1:19443  MinIO over TLS for pgBackRest, CA $STATE/tls/ca.crt
   redis       127.0.0.1:16379          requirepass in $SECRETS/redis-password
   influxdb    http://127.0.0.1:18086   RPC 127.0.0.1:18088, user lifeboat, database metrics
   openbao     http://127.0.0.1:18200   raft, KV v2 at secret/, root token in $SECRETS/openbao-root-token

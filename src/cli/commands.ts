@@ -8,6 +8,7 @@ import { openRepository } from '../repo';
 import { listBackups, readManifest, readVerification } from '../repo/catalog';
 import { createWorker } from '../worker';
 import { connect } from './client';
+import { listing as pitrListing } from './pitr';
 import { bytes, seconds, type Output } from './output';
 import { runWorkflow, type RunOptions, type RunOutcome } from './run';
 
@@ -143,9 +144,10 @@ export async function ls(config: Config, out: Output, targets: string[]): Promis
       verification: v ? { ok: v.ok, at: v.verifiedAt } : null,
     });
   }
+  const pitr = await pitrListing(config, repo, names);
   out.result(
-    { ok: true, backups: rows },
-    rows.length
+    { ok: true, backups: rows, pitr: pitr.rows },
+    rows.length || pitr.rows.length
       ? [
           'BACKUP                  TARGET        KIND        SIZE        FINISHED                  VERIFIED',
           ...rows.map(
@@ -155,6 +157,7 @@ export async function ls(config: Config, out: Output, targets: string[]): Promis
         ]
       : [`no backups of ${names.join(', ')} in ${repo.url('')}`],
   );
+  for (const l of out.json ? [] : pitr.lines) process.stdout.write(`${l}\n`);
   return 0;
 }
 

@@ -3,6 +3,7 @@ import { loadConfig } from '../config/load';
 import { LifeboatError, messageOf } from '../errors';
 import * as cmd from './commands';
 import * as keys from './keys';
+import * as pitr from './pitr';
 import { output } from './output';
 import { report } from './report';
 import * as schedule from './schedule';
@@ -52,12 +53,13 @@ program.command('worker').description('run a worker: executes lifeboat workflows
 program
   .command('backup [targets...]')
   .description('back up the named targets (default: all) and wait for the result')
+  .option('--pitr <type>', 'a pgBackRest backup (full, diff or incr) of the named targets with a pitr: section (default: all of those)')
   .addOption(withWorker)
-  .action(action((c, o, targets: string[], opts: { withWorker?: boolean }) => cmd.backup(c, o, targets, opts)));
+  .action(action((c, o, targets: string[], opts: { pitr?: string; withWorker?: boolean }) => (opts.pitr ? pitr.backup(c, o, targets, opts.pitr, opts) : cmd.backup(c, o, targets, opts))));
 
 program
   .command('restore <backup-id>')
-  .description('restore a backup: stop writers, verify every artifact, drop, recreate and restore, start writers, check')
+  .description('restore a backup: stop writers, verify every artifact, drop, recreate and restore, start writers, check; with --to-time/--to-latest, <backup-id> is a pitr target')
   .option('--target <name>', 'restore only this target (repeatable)', collect, [])
   .option('--only <name>', "restore only this item of the --target, e.g. one database (repeatable)", collect, [])
   .option('--as <name>', 'restore the one --only item under another name')
@@ -65,10 +67,12 @@ program
   .option('--yes', 'proceed without waiting for the approve signal')
   .option('--dry-run', 'print the plan (what would be stopped, dropped, restored, how many bytes); change nothing')
   .option('--approval-timeout <seconds>', 'how long to wait for approval before giving up (default 3600)')
+  .option('--to-time <time>', 'point-in-time restore of the pitr target <backup-id> to this time (ISO 8601 with a zone: 2026-12-01T10:15:00Z)')
+  .option('--to-latest', 'point-in-time restore of the pitr target <backup-id> to the end of its archived WAL')
   .addOption(withWorker)
   .action(
-    action((c, o, id: string, opts: { target: string[]; only: string[]; as?: string; prefix?: string; yes?: boolean; dryRun?: boolean; approvalTimeout?: string; withWorker?: boolean }) =>
-      cmd.restore(c, o, id, opts),
+    action((c, o, id: string, opts: { target: string[]; only: string[]; as?: string; prefix?: string; yes?: boolean; dryRun?: boolean; approvalTimeout?: string; toTime?: string; toLatest?: boolean; withWorker?: boolean }) =>
+      opts.toTime || opts.toLatest ? pitr.restore(c, o, id, opts) : cmd.restore(c, o, id, opts),
     ),
   );
 
@@ -82,8 +86,9 @@ program
   .description('seed markers, back up, drop, restore and prove every marker came back')
   .option('--target <name>', 'drill only this target (repeatable)', collect, [])
   .addOption(new Option('--mode <mode>', 'scratch: restore under a temporary name; in-place: drop and restore the real one').choices(['scratch', 'in-place']).default('scratch'))
+  .option('--pitr', 'the PITR drill of the pitr targets instead: restore to a time between two marker batches into a scratch copy')
   .addOption(withWorker)
-  .action(action((c, o, opts: { target: string[]; mode: string; withWorker?: boolean }) => cmd.drill(c, o, opts)));
+  .action(action((c, o, opts: { target: string[]; mode: string; pitr?: boolean; withWorker?: boolean }) => (opts.pitr ? pitr.drill(c, o, opts.target, opts) : cmd.drill(c, o, opts))));
 
 program
   .command('verify <backup-id>')
@@ -109,6 +114,14 @@ program
   .description('RPO/RTO per target: age of the newest backup, restore and backup seconds measured by drills')
   .option('--last <n>', 'consider the newest N drill records (default 10)')
   .action(action((c, o, opts: { last?: string }) => report(c, o, opts)));
+
+program
+  .command('pitr')
+  .description('point-in-time recovery with pgBackRest (docs/pitr.md)')
+  .command('setup <target>')
+  .description("on the database's host: write the target's pgbackrest.conf, create its stanza and check that WAL archiving works")
+  .option('--no-check', 'skip pgbackrest check (which switches a WAL segment and waits until it is archived)')
+  .action(action((c, o, target: string, opts: { check: boolean }) => pitr.setup(c, o, target, opts)));
 
 const schedules = program.command('schedule').description('Temporal Schedules from config (schedules:): nightly backups, drill, prune');
 schedules

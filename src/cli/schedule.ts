@@ -1,6 +1,7 @@
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleDescription, type ScheduleUpdateOptions } from '@temporalio/client';
-import type { Config } from '../config';
-import { calendarToCron, DEFAULT_SCHEDULES, desiredSchedules, normalizeCron, resolveScheduleId, type DesiredSchedule, type ScheduleSettings } from '../domain/schedules';
+import type { Config, TargetConfig } from '../config';
+import { calendarToCron, DEFAULT_SCHEDULES, desiredSchedules, normalizeCron, resolveScheduleId, type DesiredSchedule, type PitrSchedules, type ScheduleSettings } from '../domain/schedules';
+import { parsePostgresSettings } from '../stores/postgres/settings';
 import { LifeboatError } from '../errors';
 import { connect, uiUrl } from './client';
 import type { Output } from './output';
@@ -18,13 +19,19 @@ const CATCHUP_WINDOW_MS = 60 * 60 * 1000;
 /** The note `apply` leaves on schedules it pauses for `enabled: false`; only those does it unpause. */
 export const DISABLED_NOTE = 'disabled in config: schedules.enabled is false';
 
+/** A postgres target's `pitr.schedules`, when it has a `pitr:` section. */
+function pitrSchedulesOf(configFile: string, t: TargetConfig): { pitr?: PitrSchedules } {
+  const p = t.kind === 'postgres' ? parsePostgresSettings(configFile, t).pitr : undefined;
+  return p ? { pitr: p.schedules } : {};
+}
+
 function settingsOf(config: Config): ScheduleSettings {
   return config.schedules ?? DEFAULT_SCHEDULES;
 }
 
 function desiredOf(config: Config): DesiredSchedule[] {
   return desiredSchedules(
-    [...config.targets.values()].map((t) => ({ name: t.name, kind: t.kind })),
+    [...config.targets.values()].map((t) => ({ name: t.name, kind: t.kind, ...pitrSchedulesOf(config.file, t) })),
     settingsOf(config),
   );
 }

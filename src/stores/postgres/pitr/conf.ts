@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { chown, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { resolveSecret, type RepositoryConfig } from '../../../config';
 import type { RetentionPolicy } from '../../../domain/retention';
 import { LifeboatError } from '../../../errors';
@@ -160,6 +160,8 @@ const field = (v: string) => v.replace(/[\\:]/g, (c) => `\\${c}`);
 export async function writeConfig(spec: PitrSpec): Promise<{ paths: PitrPaths; changed: boolean; owner: { uid: number; gid: number } }> {
   const owner = await dataOwner(spec);
   const p = pitrPaths(spec);
+  // Folders above the config folder that lifeboat creates must let the owner (archive-push) pass, not list.
+  await mkdir(dirname(p.dir), { recursive: true, mode: 0o711 });
   for (const d of [p.dir, p.spool, p.log, p.lock, p.scratch]) {
     await mkdir(d, { recursive: true, mode: 0o700 });
     if (process.getuid?.() === 0) await chown(d, owner.uid, owner.gid);

@@ -35,6 +35,24 @@ export async function archiverStatus(conn: PgConn, database: string, repositoryM
   };
 }
 
+/**
+ * Whether the archiver is done with `wal` by its archive_status file: `.done`
+ * once archived; neither `.ready` nor `.done` once archived and recycled (a
+ * completed segment gets its `.ready` as it is switched). pg_stat_archiver
+ * alone cannot say: the `.backup` file of a backup is archived after the
+ * segment that follows it. Needs pg_monitor (or superuser); false without.
+ */
+async function archivedByStatus(conn: PgConn, database: string, wal: string): Promise<boolean> {
+  try {
+    return await conn.withClient(database, async (c) => {
+      const r = await c.query<{ name: string }>("SELECT name FROM pg_ls_archive_statusdir() WHERE name IN ($1 || '.ready', $1 || '.done')", [wal]);
+      return r.rows.length > 0 ? r.rows.some((x) => x.name.endsWith('.done')) : true;
+    });
+  } catch {
+    return false;
+  }
+}
+
 /** The server's clock now, to the microsecond, in UTC (ISO 8601). */
 export async function serverNow(conn: PgConn, database: string): Promise<string> {
   const r = await conn.withClient(database, (c) => c.query<{ t: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`));
@@ -57,7 +75,7 @@ export async function switchAndWaitArchived(ctx: StoreContext, conn: PgConn, dat
     ctx.progress({ stage: 'wait for archive', item: wal });
     const s = await archiverStatus(conn, database, undefined);
     const last = s.lastArchivedWal ? walSegment(s.lastArchivedWal) : undefined;
-    if (last && last >= wal) return { wal, archivedAt: s.lastArchivedTime! };
+    if ((last && last >= wal) || (await archivedByStatus(conn, database, wal))) return { wal, archivedAt: s.lastArchivedTime ?? new Date().toISOString() };
     if (Date.now() > deadline || ctx.signal.aborted) {
       throw new LifeboatError(
         'ArchiveTimeout',

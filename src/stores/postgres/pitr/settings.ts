@@ -1,9 +1,20 @@
 import { z } from 'zod';
 import { bool, httpUrl, oneOf, path, secretRef, strict, text, wholeNumber, type SchemaContext } from '../../../config/fields';
 import { hookSchema } from '../../../config/hooks';
+import { isCron, PITR_DEFAULTS } from '../../../domain/schedules';
 
 const cronOrOff = () =>
-  z.union([z.literal(false), text()]).meta({ description: 'a cron expression ("0 1 * * 0"), or false for no schedule' });
+  z
+    .union([z.literal(false), text()])
+    .transform((v, ctx) => {
+      if (v === false || v === 'off') return false as const;
+      if (!isCron(v)) {
+        ctx.addIssue({ code: 'custom', message: 'must be a cron expression like "0 1 * * 0" (minute hour day-of-month month day-of-week), or false for none' });
+        return z.NEVER;
+      }
+      return v.trim().replace(/\s+/g, ' ');
+    })
+    .meta({ description: 'a cron expression ("0 1 * * 0"), or false for no schedule' });
 
 /**
  * A postgres target's `pitr:` section: point-in-time recovery with pgBackRest
@@ -34,9 +45,9 @@ export const pitrSettings = (c: SchemaContext) =>
       .prefault({})
       .meta({ description: "pgBackRest's retention; by default derived from lifeboat's retention settings" }),
     schedules: strict({
-      full: cronOrOff().default('0 1 * * 0').meta({ description: 'weekly full backup (default Sunday 01:00)' }),
-      diff: cronOrOff().default('0 1 * * 1-6').meta({ description: 'daily differential backup (default Monday to Saturday 01:00)' }),
-      drill: cronOrOff().default('30 4 * * *').meta({ description: 'nightly PITR drill into a scratch copy (default 04:30)' }),
+      full: cronOrOff().default(PITR_DEFAULTS.full as string).meta({ description: 'weekly full backup (default Sunday 01:00)' }),
+      diff: cronOrOff().default(PITR_DEFAULTS.diff as string).meta({ description: 'daily differential backup (default Monday to Saturday 01:00)' }),
+      drill: cronOrOff().default(PITR_DEFAULTS.drill as string).meta({ description: 'nightly PITR drill into a scratch copy (default 04:30)' }),
     }).prefault({}),
     stopServer: z.array(hookSchema(c)).optional().meta({ description: 'stops the server before a restore into dataDir; default: pg_ctl stop -m fast as the data directory owner' }),
     startServer: z.array(hookSchema(c)).optional().meta({ description: 'starts it again, on every path once stopped; default: pg_ctl start' }),
