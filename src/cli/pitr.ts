@@ -76,7 +76,11 @@ export async function restore(config: Config, out: Output, target: string, o: { 
 
 export async function drill(config: Config, out: Output, targets: string[], opts: RunOptions): Promise<Status> {
   const names = pitrTargets(config, targets);
-  if (names.length === 0) throw new LifeboatError('ConfigError', `no${targets.length ? ' named' : ''} target in ${config.file} has a 'pitr:' section (docs/pitr.md)`);
+  if (names.length === 0) {
+    if (!targets.length) throw new LifeboatError('ConfigError', `no target in ${config.file} has a 'pitr:' section (docs/pitr.md)`);
+    out.result({ ok: true, skipped: targets }, [`no PITR drill: ${targets.join(', ')} ${targets.length > 1 ? 'have' : 'has'} no 'pitr:' section`]);
+    return 0;
+  }
   let status: Status = 0;
   for (const target of names) {
     const r = await runWorkflow<PitrDrillResult>(config, out, 'pitrDrillWorkflow', `pitr-drill/${target}/${stamp()}`, { target }, { ...opts, tags: { operation: 'drill', targets: [target] } });

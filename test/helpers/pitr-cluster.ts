@@ -52,7 +52,7 @@ function freePort(): Promise<number> {
 
 const asPg = (cmd: string, args: string[]) => (process.getuid?.() === 0 ? run('runuser', ['-u', 'postgres', '--', cmd, ...args]) : run(cmd, args));
 
-export async function createPitrCluster(env: TestEnv, opts: { taskQueue?: string; name?: string } = {}): Promise<PitrCluster> {
+export async function createPitrCluster(env: TestEnv, opts: { taskQueue?: string; name?: string; compress?: string } = {}): Promise<PitrCluster> {
   const base = env.config.targets.get('app-pg')!;
   const passwordFile = (base.settings.password as { file: string }).file;
   const state = process.env.LIFEBOAT_STATE_DIR ?? dirname(dirname(passwordFile));
@@ -68,7 +68,7 @@ export async function createPitrCluster(env: TestEnv, opts: { taskQueue?: string
     cipherPassphrase: { file: join(state, 'secrets', 'pgbackrest-cipher-pass') },
     s3Endpoint: 'https://127.0.0.1:19443',
     caFile: join(state, 'tls', 'ca.crt'),
-    compress: 'lz4',
+    compress: opts.compress ?? 'lz4',
     archiveWaitSeconds: 60,
   };
   const settings = { kind: 'postgres', host: '127.0.0.1', port, user: 'lifeboat', password: { file: passwordFile }, databases: ['app'], globals: false, pitr, ...(opts.taskQueue ? { taskQueue: opts.taskQueue } : {}) };
