@@ -160,9 +160,12 @@ export function parseTargetTime(given: string): { pg: string; iso: string; ms: n
   const [, y, mo, d, h, mi, s, frac = '', zone] = m;
   const z = zone!.toUpperCase() === 'Z' ? '+00' : zone!.replace(':', '');
   const offsetMin = (z.startsWith('-') ? -1 : 1) * (Number(z.slice(1, 3)) * 60 + (z.length > 3 ? Number(z.slice(3, 5)) : 0));
-  const wholeMs = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)) - offsetMin * 60_000;
+  const naive = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)));
+  // Date.UTC rolls 2026-02-30 over into March: a field that changed was out of range.
+  const fields = [naive.getUTCFullYear(), naive.getUTCMonth() + 1, naive.getUTCDate(), naive.getUTCHours(), naive.getUTCMinutes(), naive.getUTCSeconds()];
+  if (fields.some((v, i) => v !== Number([y, mo, d, h, mi, s][i])) || Math.abs(offsetMin) > 18 * 60) throw new Error(`'${given}' is not a valid time`);
+  const wholeMs = naive.getTime() - offsetMin * 60_000;
   const t = new Date(wholeMs);
-  if (Number.isNaN(wholeMs) || t.getUTCSeconds() !== Number(s)) throw new Error(`'${given}' is not a valid time`);
   const micros = frac.padEnd(6, '0');
   const day = t.toISOString().slice(0, 10);
   const clock = t.toISOString().slice(11, 19);
