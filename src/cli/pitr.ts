@@ -9,12 +9,13 @@ import { pitrSpec } from '../activities/pitr';
 import { PitrEngine } from '../stores/postgres/pitr';
 import { readPitrCatalog } from '../stores/postgres/pitr/catalog';
 import { archiverStatus } from '../stores/postgres/pitr/server';
+import { EXIT, exitForRun, type ExitCode } from './exit';
 import { bytes, seconds, type Output } from './output';
 import { runWorkflow, type RunOptions, type RunOutcome } from './run';
 
 /** The CLI verbs of point-in-time recovery (docs/pitr.md). */
 
-type Status = 0 | 1;
+type Status = ExitCode;
 
 /** Targets with a `pitr:` section, of those named (all when none are). */
 export function pitrTargets(config: Config, names: string[] = []): string[] {
@@ -26,10 +27,10 @@ function finish<T>(out: Output, r: RunOutcome<T>, human: (v: T) => string[]): St
   const base = { workflowId: r.workflowId, runId: r.runId, uiUrl: r.uiUrl };
   if (r.ok) {
     out.result({ ok: true, ...base, result: r.value }, human(r.value as T));
-    return 0;
+    return EXIT.ok;
   }
   out.error(r.failure!.message, { type: r.failure!.type, ...base, ...(r.failure!.details[0] ? { result: r.failure!.details[0] } : {}) });
-  return 1;
+  return exitForRun(r.failure!.type);
 }
 
 const stamp = () => makeBackupId(new Date(), randomBytes(2).toString('hex'));
@@ -39,7 +40,7 @@ export async function backup(config: Config, out: Output, targets: string[], typ
   const names = targets.length ? targets.map((t) => validateName('target', t)) : pitrTargets(config);
   if (names.length === 0) throw new LifeboatError('ConfigError', `no target in ${config.file} has a 'pitr:' section (docs/pitr.md)`);
   names.forEach((t) => pitrSpec(config, t));
-  let status: Status = 0;
+  let status: Status = EXIT.ok;
   for (const target of names) {
     const r = await runWorkflow<PitrBackupResult>(config, out, 'pitrBackupWorkflow', `pitr-backup/${target}/${stamp()}`, { target, type }, { ...opts, tags: { operation: 'backup', targets: [target] } });
     const s = finish(out, r, (v) => [
@@ -47,12 +48,12 @@ export async function backup(config: Config, out: Output, targets: string[], typ
       ...(v.expired.length ? [`  expired: ${v.expired.join(', ')}`] : []),
       v.window ? `  recoverable window: ${v.window.earliest} .. ${v.window.latest}` : '  no recoverable window yet',
     ]);
-    if (s) status = s;
+    if (s !== EXIT.ok) status = s;
   }
   return status;
 }
 
-export async function restore(config: Config, out: Output, target: string, o: { toTime?: string; toLatest?: boolean; yes?: boolean; dryRun?: boolean; approvalTimeout?: string } & RunOptions): Promise<Status> {
+export async function restore(config: Config, out: Output, target: string, o: { toTime?: string; toLatest?: boolean; yes?: boolean; dryRun?: boolean; approvalTimeout?: number } & RunOptions): Promise<Status> {
   validateName('target', target);
   pitrSpec(config, target);
   if (!!o.toTime === !!o.toLatest) throw new LifeboatError('ConfigError', 'give either --to-time TIME or --to-latest');
@@ -63,7 +64,7 @@ export async function restore(config: Config, out: Output, target: string, o: { 
       throw new LifeboatError('ConfigError', `--to-time: ${messageOf(err)}`);
     }
   }
-  const input = { target, ...(o.toTime ? { toTime: o.toTime } : { latest: true }), yes: o.yes === true, dryRun: o.dryRun === true, ...(o.approvalTimeout ? { approvalTimeoutSeconds: Number.parseInt(o.approvalTimeout, 10) } : {}) };
+  const input = { target, ...(o.toTime ? { toTime: o.toTime } : { latest: true }), yes: o.yes === true, dryRun: o.dryRun === true, ...(o.approvalTimeout ? { approvalTimeoutSeconds: o.approvalTimeout } : {}) };
   const workflowId = `pitr-restore/${target}/${stamp()}${o.dryRun ? '-dry-run' : ''}`;
   if (!o.yes && !o.dryRun) out.say(`the restore waits for approval: lifeboat approve ${workflowId} (or the Web UI, or temporal workflow signal --workflow-id ${workflowId} --name approve)`);
   const r = await runWorkflow<PitrRestoreResult>(config, out, 'pitrRestoreWorkflow', workflowId, input, { ...o, tags: { operation: 'restore', targets: [target] } });
@@ -79,16 +80,16 @@ export async function drill(config: Config, out: Output, targets: string[], opts
   if (names.length === 0) {
     if (!targets.length) throw new LifeboatError('ConfigError', `no target in ${config.file} has a 'pitr:' section (docs/pitr.md)`);
     out.result({ ok: true, skipped: targets }, [`no PITR drill: ${targets.join(', ')} ${targets.length > 1 ? 'have' : 'has'} no 'pitr:' section`]);
-    return 0;
+    return EXIT.ok;
   }
-  let status: Status = 0;
+  let status: Status = EXIT.ok;
   for (const target of names) {
     const r = await runWorkflow<PitrDrillResult>(config, out, 'pitrDrillWorkflow', `pitr-drill/${target}/${stamp()}`, { target }, { ...opts, tags: { operation: 'drill', targets: [target] } });
     const s = finish(out, r, (v) => [
       `PITR drill ok: ${v.target}: restored to ${v.targetTime} from ${v.backup} in ${seconds(v.restoreSeconds)}; ${v.markersBefore.found}/${v.markersBefore.expected} markers before, ${v.markersAfter.found} after; precision ${v.precisionSeconds ?? '-'}s`,
       ...(r.uiUrl ? [`  run: ${r.uiUrl}`] : []),
     ]);
-    if (s) status = s;
+    if (s !== EXIT.ok) status = s;
   }
   return status;
 }
@@ -99,7 +100,7 @@ export async function setup(config: Config, out: Output, target: string, o: { ch
   const ctx = { signal: new AbortController().signal, progress: () => undefined, log: { info: () => undefined, warn: (m: string) => out.say(`warning: ${m}`) } };
   const r = await engine.setup(ctx, o);
   out.result({ ok: true, target, ...r }, [`pgBackRest stanza '${target}' ready${o.check ? ' (archiving checked)' : ''}`, `  config:          ${r.config}`, `  repository:      ${r.repository}`, `  archive_command: '${r.archiveCommand}'`]);
-  return 0;
+  return EXIT.ok;
 }
 
 // ---------------------------------------------------------------- ls and report

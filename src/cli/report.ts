@@ -2,7 +2,7 @@ import type { Config } from '../config';
 import { buildReport, formatAge, type LatestWorst, type NewestBackup, type Report } from '../domain/rpo';
 import { LifeboatError, messageOf } from '../errors';
 import { openRepository, type Repository } from '../repo';
-import { listBackups, readDrillRecords, readManifest } from '../repo/catalog';
+import { listBackups, readDrillRecords, readManifest, type Trust } from '../repo/catalog';
 import type { Output } from './output';
 import { applyPitrRpo } from './pitr';
 
@@ -12,15 +12,17 @@ export const DEFAULT_REPORT_LAST = 10;
  * The newest complete backup of each target: the newest backup id whose
  * manifest reads. A manifest that does not read is skipped with a warning
  * (the report is what an operator looks at when things are already wrong).
+ * Where signing is configured, only signed backups count: a forged one must
+ * not make the RPO look better than it is.
  */
-async function newestBackups(repo: Repository, targets: string[], warnings: string[]): Promise<Map<string, NewestBackup>> {
+async function newestBackups(repo: Repository, targets: string[], warnings: string[], trust: Trust): Promise<Map<string, NewestBackup>> {
   const listed = await listBackups(repo, targets);
   const out = new Map<string, NewestBackup>();
   for (const target of targets) {
     const ids = listed.filter((b) => b.target === target).map((b) => b.backupId).reverse();
     for (const backupId of ids) {
       try {
-        const m = await readManifest(repo, target, backupId);
+        const m = await readManifest(repo, target, backupId, trust);
         out.set(target, { backupId, finishedAt: m.finishedAt });
         break;
       } catch (err) {
@@ -35,10 +37,12 @@ export async function gatherReport(config: Config, last: number, now = new Date(
   const repo = await openRepository(config);
   const targets = [...config.targets.values()].map((t) => ({ name: t.name, kind: t.kind }));
   const warnings: string[] = [];
+  const publicKeys = config.signing?.publicKeys ?? [];
   const newest = await newestBackups(
     repo,
     targets.map((t) => t.name),
     warnings,
+    { publicKeys, allowUnsigned: publicKeys.length === 0 },
   );
   const drills = await readDrillRecords(repo, last);
   const report = buildReport({ now, targets, newest, drills, last });

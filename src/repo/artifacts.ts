@@ -26,7 +26,16 @@ export async function storeArtifact(
   const body = encryption ? sealStream(encryption.recipients) : new PassThrough();
   // Errors anywhere upstream destroy `body`, which fails the upload before it completes.
   pipeline(plaintext, counter(onBytes), body).catch(() => undefined);
-  const stored = await repo.put(key, body, signal);
+  let stored: PutResult;
+  try {
+    stored = await repo.put(key, body, signal);
+  } catch (err) {
+    // The upload failed (repository gone, full, refused): stop the source too, so a dump does not
+    // stay blocked on its pipe, holding its database session, while the next attempt starts.
+    plaintext.destroy(err as Error);
+    body.destroy();
+    throw err;
+  }
   await repo.putText(sidecarKey(key), sidecarText(stored.sha256, basename(key)));
   return stored;
 }
@@ -80,9 +89,9 @@ class ChecksumGate extends Transform {
  * from the final chunk; callers that must touch nothing on failure run
  * `verifyArtifact` first.
  */
-export async function readArtifact(repo: Repository, key: string, record: ArtifactRecord, identities: string[], signal?: AbortSignal): Promise<Readable> {
+export async function readArtifact(repo: Repository, key: string, record: ArtifactRecord, identities: string[], signal?: AbortSignal, pin?: string): Promise<Readable> {
   const url = repo.url(key);
-  const stored = await repo.get(key, signal);
+  const { body: stored } = await repo.open(key, { signal, pin });
   const gate = new ChecksumGate(url, record.sha256);
   const out = record.encryption === 'age' ? openStream(identities) : new PassThrough();
   pipeline(stored, gate, out).catch(() => undefined);
@@ -106,8 +115,8 @@ export async function verifyArtifact(
   record: ArtifactRecord,
   identities: string[],
   opts: { onBytes?: (n: number) => void; signal?: AbortSignal; inspect?: (plaintext: Readable) => Promise<string>; sealedFor?: string[] } = {},
-): Promise<{ inspected?: string }> {
-  const stored = await repo.get(key, opts.signal);
+): Promise<{ inspected?: string; pin: string }> {
+  const { body: stored, pin } = await repo.open(key, { signal: opts.signal });
   const hash = createHash('sha256');
   let readError: unknown;
   const note = (err: unknown) => {
@@ -140,7 +149,7 @@ export async function verifyArtifact(
   const got = hash.digest('hex');
   if (got !== record.sha256) throw checksumError(repo.url(key), record.sha256, got);
   if (readError !== undefined) throw readError;
-  return { inspected };
+  return { inspected, pin };
 }
 
 /**

@@ -9,6 +9,8 @@ export interface Progress {
   /** For kinds made of many objects (a bucket): objects done and in all. */
   objects?: number;
   totalObjects?: number;
+  /** A line of context, e.g. the tail of a hook's output. */
+  detail?: string;
   /** For tools that report a percentage rather than bytes (pgBackRest). */
   percent?: number;
 }
@@ -41,6 +43,8 @@ export interface StoreContext {
     location?: import('../config').RepositoryConfig;
     /** The backup being written (backups only), e.g. to name a per-backup sidecar. */
     backupId?: string;
+    /** Which manifests to believe when a store reads earlier backups (e.g. the base of an incremental one). */
+    trust?: import('../repo/catalog').Trust;
   };
 }
 
@@ -66,8 +70,10 @@ export interface BackupItem {
 }
 
 export interface RestoreOptions {
-  /** Restore only the objects under this sub-prefix (bucket targets), e.g. one tenant's `tenant-a/`. */
+  /** Restore only the objects under this folder (bucket targets), e.g. one tenant's `tenant-a/`; always ends in '/'. */
   subPrefix?: string;
+  /** The role that owns what is restored (postgres), instead of the owners in the backup. */
+  owner?: string;
 }
 
 export interface MarkerCount {
@@ -122,7 +128,12 @@ export interface Store {
    * permanent error naming each problem and its fix. Read-only, idempotent.
    * `restore` runs the same checks for its own item before it drops anything.
    */
-  preflight?(ctx: StoreContext, items: BackupItem[]): Promise<void>;
+  preflight?(ctx: StoreContext, items: BackupItem[], options?: RestoreOptions): Promise<void>;
+  /**
+   * Optional, for dry runs: exactly what a restore of `item` (its plaintext in
+   * `source`) into `into` would write and delete, one line each. Read-only.
+   */
+  preview?(ctx: StoreContext, item: BackupItem, into: string, source: Readable, options?: RestoreOptions): Promise<string[]>;
   /**
    * Optional: runs a post-restore sanity query in `name` (default: the drill
    * item) and says whether its first column of the first row is true. Read-only.
@@ -134,6 +145,18 @@ export interface Store {
    * protects. Runs after prune, while the target is held. Idempotent.
    */
   collectGarbage?(ctx: StoreContext): Promise<{ deleted: number; locked: number }>;
+  /**
+   * Optional: what a restore into `into` does that the plan must say in plain
+   * words before anything happens (e.g. a Vault snapshot replaces every secret,
+   * token and policy), and whether it needs the approve signal even with `--yes`.
+   */
+  restoreNotice?(into: string): { text: string; approvalRequired: boolean } | undefined;
+  /**
+   * Optional: removes what an attempt on this host left behind when its
+   * worker died (a decrypted spool, a drill's scratch server) and that no
+   * running attempt uses. Runs at worker start; returns what it removed.
+   */
+  sweep?(ctx: StoreContext): Promise<string[]>;
   /** Errors that retrying cannot fix: auth failures, missing objects, bad input. */
   isPermanent(err: unknown): boolean;
 }

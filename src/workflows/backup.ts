@@ -1,10 +1,10 @@
 import { uuid4 } from '@temporalio/workflow';
 import { makeBackupId, validateBackupId } from '../domain/names';
 import type { BackupInput, BackupResult, TargetBackupResult, TargetRef } from '../domain/plan';
-import { quick, transfer } from './activities';
+import { on, quick } from './activities';
 import { holdTargets } from './lock';
 import { check, trackProgress, type Tracker } from './progress';
-import { withOutcome } from './visibility';
+import { tagRun, withOutcome } from './visibility';
 
 /** How long a backup waits for a restore of the same target to finish. */
 const DEFAULT_LOCK_WAIT_SECONDS = 3600;
@@ -20,16 +20,18 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
   return withOutcome(async () => {
     const progress = trackProgress('plan');
     const backupId = check(() => (input.backupId ? validateBackupId(input.backupId) : makeBackupId(new Date(), uuid4().slice(0, 4))));
-    const targets = await quick.describeTargets({ targets: input.targets });
+    const run = await quick.describeRun({ targets: input.targets });
+    tagRun(run.searchAttributes, 'backup', run.targets);
     const held = await holdTargets(
-      targets.map((t) => t.target),
+      run.idPrefix,
+      run.targets.map((t) => t.target),
       'backup',
       input.lockWaitSeconds ?? DEFAULT_LOCK_WAIT_SECONDS,
-      (t) => progress.set('waiting', `target ${t} is busy with another run`),
+      (t, holder) => progress.set('waiting', `target ${t} is busy: ${holder}`),
     );
     try {
-      progress.set('backup', targets.map((t) => t.target).join(', '));
-      const results = await Promise.all(targets.map((t) => backupTarget(t, backupId, progress)));
+      progress.set('backup', run.targets.map((t) => t.target).join(', '));
+      const results = await Promise.all(run.targets.map((t) => backupTarget(t, backupId, progress)));
       progress.set('done');
       return { backupId, targets: results };
     } finally {
@@ -38,12 +40,14 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
   });
 }
 
-async function backupTarget({ target, kind }: TargetRef, backupId: string, progress: Tracker): Promise<TargetBackupResult> {
+async function backupTarget(ref: TargetRef, backupId: string, progress: Tracker): Promise<TargetBackupResult> {
+  const { target, kind } = ref;
+  const near = on(ref.taskQueue);
   const startedAt = new Date();
-  const { probe, items } = await quick.probeTarget({ target });
+  const { probe, items } = await near.quick.probeTarget({ target });
   const artifacts = [];
   for (const item of items) {
-    const a = await transfer.backupItem({ target, backupId, item });
+    const a = await near.transfer.backupItem({ target, backupId, item });
     progress.add(a.bytes);
     artifacts.push(a);
   }

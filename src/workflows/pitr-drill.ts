@@ -1,10 +1,10 @@
 import { ApplicationFailure, CancellationScope, isCancellation, sleep, uuid4, workflowInfo } from '@temporalio/workflow';
 import { markersOk } from '../domain/markers';
 import { parseTargetTime, type PitrDrillInput, type PitrDrillResult } from '../domain/pitr';
-import { quick as anyQueue } from './activities';
-import { pitrOn } from './pitr-proxy';
+import { on, quick as anyQueue } from './activities';
 import { trackProgress } from './progress';
-import { withOutcome } from './visibility';
+import { causeMessage } from './saga';
+import { tagRun, withOutcome } from './visibility';
 
 /**
  * The PITR drill, safe against production: seed marker batch A, note the
@@ -28,13 +28,16 @@ async function pitrDrill(input: PitrDrillInput): Promise<PitrDrillResult> {
   const token = nonce.replace(/-/g, '').slice(0, 12);
   const before = `${nonce}/before`;
   const after = `${nonce}/after`;
-  const info = await pitrOn().quick.pitrTarget({ target: input.target });
-  const { quick, transfer } = pitrOn(info.taskQueue);
+  await anyQueue.pitrTarget({ target: input.target });
+  const run = await anyQueue.describeRun({ targets: [input.target] });
+  tagRun(run.searchAttributes, 'drill', run.targets);
+  const taskQueue = run.targets[0]!.taskQueue;
+  const { quick, transfer } = on(taskQueue);
   const target = input.target;
   let result: PitrDrillResult = { ok: false, target, nonce, targetTime: '', backup: '', markersBefore: { expected: 0, found: 0 }, markersAfter: { expected: 0, found: 0 }, restoreSeconds: 0, lastReplayed: null, precisionSeconds: null, failures: [] };
   let backupSeconds = 0;
   try {
-    await quick.pitrSetup({ target, check: true });
+    await transfer.pitrSetup({ target, check: true });
     let catalog = await quick.pitrCatalog({ target });
     if (catalog.backups.length === 0) {
       progress.set('backup', `${target}: no backup yet, taking a full one`);
@@ -74,21 +77,20 @@ async function pitrDrill(input: PitrDrillInput): Promise<PitrDrillResult> {
   } catch (err) {
     result = { ...result, ok: false, failures: [isCancellation(err) ? 'cancelled' : `${target}: ${causeMessage(err)}`] };
     if (isCancellation(err)) {
-      await finish(result, startedAt, backupSeconds, token);
+      await finish(result, startedAt, backupSeconds, token, taskQueue);
       throw err;
     }
   }
-  await finish(result, startedAt, backupSeconds, token);
+  await finish(result, startedAt, backupSeconds, token, taskQueue);
   progress.set('done');
   if (!result.ok) throw ApplicationFailure.create({ type: 'MarkersMissing', nonRetryable: true, message: `PITR drill failed: ${result.failures.join('; ')}`, details: [result] });
   return result;
 }
 
 /** Removes the scratch copy (whatever a dead attempt left) and keeps the result for `lifeboat report`; runs even when cancelled. */
-async function finish(r: PitrDrillResult, startedAt: string, backupSeconds: number, token: string): Promise<void> {
+async function finish(r: PitrDrillResult, startedAt: string, backupSeconds: number, token: string, taskQueue: string | undefined): Promise<void> {
   await CancellationScope.nonCancellable(async () => {
-    const info = await pitrOn().quick.pitrTarget({ target: r.target });
-    await pitrOn(info.taskQueue).quick.pitrScratchCleanup({ target: r.target, token }).catch(() => undefined);
+    await on(taskQueue).transfer.pitrScratchCleanup({ target: r.target, token }).catch(() => undefined);
     const markers = { expected: r.markersBefore.expected, found: r.markersBefore.found, missing: [], unexpected: r.markersAfter.found };
     await anyQueue.recordDrill({
       record: {
@@ -105,10 +107,4 @@ async function finish(r: PitrDrillResult, startedAt: string, backupSeconds: numb
       } as Parameters<typeof anyQueue.recordDrill>[0]['record'],
     });
   });
-}
-
-function causeMessage(err: unknown): string {
-  let e = err as { message?: string; cause?: unknown; name?: string };
-  while (e.cause && e.name !== 'ApplicationFailure') e = e.cause as typeof e;
-  return e.message ?? String(err);
 }

@@ -9,7 +9,7 @@ import { openRepository } from '../../src/repo';
 import { storeArtifact } from '../../src/repo/artifacts';
 import { readManifest, readVerification, writeManifest } from '../../src/repo/catalog';
 import { s3Client } from '../../src/repo/s3';
-import { testEnv, withTaskQueue } from '../helpers/env';
+import { testEnv, withTaskQueue, trustOf, signingKeyOf } from '../helpers/env';
 import { createDatabase, dropDatabase, pg, seedApp } from '../helpers/pg';
 import { startHarness, type Harness } from '../helpers/temporal';
 
@@ -69,11 +69,11 @@ test('a tampered artifact fails verification with the checksum message, and the 
 test('an artifact whose checksum and encryption are sound but whose dump is cut short fails the readability check', async () => {
   const backupId = await backup();
   const repo = await openRepository(config);
-  const m = await readManifest(repo, 'app-pg', backupId);
+  const m = await readManifest(repo, 'app-pg', backupId, trustOf(config));
   const art = m.artifacts.find((x) => x.name === db)!;
   // A sealed, correctly hashed artifact of a dump cut after its header: only pg_restore can tell.
   const stored = await storeArtifact(repo, artifactKey('app-pg', backupId, art.file), Readable.from([Buffer.from('PGDMP\x01\x0e\x00\x04\x08\x01\x01')]), config.encryption);
-  await writeManifest(repo, { ...m, artifacts: m.artifacts.map((x) => (x === art ? { ...art, bytes: stored.bytes, sha256: stored.sha256 } : x)) });
+  await writeManifest(repo, { ...m, artifacts: m.artifacts.map((x) => (x === art ? { ...art, bytes: stored.bytes, sha256: stored.sha256 } : x)) }, await signingKeyOf(config));
   const r = await run<VerifyResult>('verifyWorkflow', { backupId });
   expect(r.ok).toBe(false);
   expect(r.targets[0]!.artifacts.find((x) => x.file === art.file)!.error?.message).toMatch(/^pg_restore --list exited with code 1: pg_restore: error/);

@@ -19,7 +19,7 @@ export const postgresSettings = (c: SchemaContext) => ({
   databases: z.array(name()).min(1, 'must list at least one database').meta({ description: 'databases to back up, each its own artifact' }),
   drillDatabase: name().optional().meta({ description: 'database the drill seeds its markers in (default: the first)' }),
   maintenanceDatabase: text().default('postgres').meta({ description: 'database used for DROP/CREATE DATABASE and the globals' }),
-  binDir: path(c).optional().meta({ description: 'folder with pg_dump/pg_restore/pg_dumpall/psql; default: the newest /usr/lib/postgresql/N/bin, else PATH' }),
+  binDir: path(c).optional().meta({ description: 'folder with pg_dump/pg_restore/pg_dumpall; default: the newest /usr/lib/postgresql/N/bin, else PATH' }),
   globals: bool().default(true).meta({ description: "back up the server's roles and tablespaces (pg_dumpall --globals-only) as item 'globals'" }),
   globalsRolePasswords: bool().default(true).meta({ description: "include the roles' password hashes in the globals" }),
   noOwner: bool().default(false).meta({ description: 'pg_restore --no-owner: restored objects belong to the restoring user, or to `owner`' }),
