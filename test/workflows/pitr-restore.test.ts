@@ -3,6 +3,10 @@ import type { NativeConnection } from '@temporalio/worker';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { PitrBackupResult, PitrDrillResult, PitrRestoreResult } from '../../src/domain/pitr';
 import { createWorker } from '../../src/worker';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { lifeboat } from '../helpers/cli';
 import { testEnv, withTaskQueue } from '../helpers/env';
 import { createPitrCluster, type PitrCluster } from '../helpers/pitr-cluster';
 import { failureOf, startHarness, type Harness } from '../helpers/temporal';
@@ -19,6 +23,8 @@ const dbQueue = `${env.taskQueue}-db`;
 let cluster: PitrCluster;
 let h: Harness;
 let db: { worker: Worker; connection: NativeConnection; running: Promise<void> } | undefined;
+let dir: string;
+let configFile: string;
 
 async function startDbWorker(): Promise<void> {
   const { worker, connection } = await createWorker(cluster.config, { taskQueue: dbQueue });
@@ -37,6 +43,9 @@ async function activityTypes(workflowId: string): Promise<string[]> {
 
 beforeAll(async () => {
   cluster = await createPitrCluster(env, { taskQueue: dbQueue });
+  dir = await mkdtemp(join(tmpdir(), 'lifeboat-pitrwf-'));
+  configFile = join(dir, 'lifeboat.yaml');
+  await cluster.writeConfigFile(configFile);
   h = await startHarness(withTaskQueue(cluster.config, env.taskQueue));
 });
 
@@ -48,6 +57,7 @@ afterAll(async () => {
     await db.connection.close();
   }
   await cluster?.destroy();
+  if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 test("a target on its own task queue is served only by the worker that names it", async () => {
@@ -88,6 +98,38 @@ test('an incremental backup, then a time outside the window is refused in the pl
     expect(ran).not.toContain('runHooks');
   }
   expect(await cluster.pid()).toBe(pid);
+});
+
+test('ls shows the PITR backups and the window; report gives the age of the last archived WAL as the RPO; the CLI refuses a time outside the window', async () => {
+  const ls = await lifeboat(configFile, '--json', 'ls');
+  expect(ls.code).toBe(0);
+  const pitr = JSON.parse(ls.stdout).pitr as Array<{ target: string; backups: Array<{ type: string }>; window: { earliest: string; latest: string } }>;
+  expect(pitr.map((p) => p.target)).toEqual([cluster.target]);
+  expect(pitr[0]!.backups.map((b) => b.type)).toEqual(['full', 'incr']);
+  const human = await lifeboat(configFile, 'ls');
+  expect(human.stdout).toContain(`PITR ${cluster.target} (pgBackRest`);
+  expect(human.stdout).toContain(`recoverable ${pitr[0]!.window.earliest} .. `);
+
+  await cluster.query('SELECT pg_switch_wal()');
+  await cluster.query('CREATE TABLE IF NOT EXISTS touch (x int)');
+  const [{ at }] = (await cluster.query<{ at: Date }>('SELECT pg_walfile_name(pg_switch_wal()) AS w, now() AS at')) as [{ at: Date }];
+  for (let i = 0; i < 100; i++) {
+    const [row] = await cluster.query<{ t: Date | null }>('SELECT last_archived_time AS t FROM pg_stat_archiver');
+    if (row?.t && row.t >= at) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const r = await lifeboat(configFile, '--json', 'report');
+  expect(r.code).toBe(0);
+  const t = (JSON.parse(r.stdout).targets as Array<{ target: string; rpoSeconds: number; rpoFrom: string; lastBackup: unknown; pitr: { lastArchivedWal: string; inRepository: boolean } }>)[0]!;
+  expect(t).toMatchObject({ target: cluster.target, rpoFrom: 'wal-archive', lastBackup: null, pitr: { inRepository: true } });
+  // No logical backup was ever taken: the RPO is the archive's, not "never".
+  expect(t.rpoSeconds).toBeGreaterThanOrEqual(0);
+  expect(t.rpoSeconds).toBeLessThan(120);
+
+  const refused = await lifeboat(configFile, 'restore', cluster.target, '--to-time', '2001-01-01T00:00:00Z', '--yes');
+  expect(refused.code).toBe(1);
+  expect(refused.stderr).toContain('The recoverable window is');
+  expect(refused.stderr).toContain('Nothing was stopped or changed');
 });
 
 test('a restore to a time between two marker batches lands exactly between them, and the server takes writes again', async () => {

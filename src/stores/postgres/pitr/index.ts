@@ -29,6 +29,25 @@ export class PitrEngine {
     this.conn = new PgConn(spec.target, spec.pg);
   }
 
+  /**
+   * Runs a pgBackRest command; while another run holds a lock it needs (an
+   * asynchronous archive-push holds the archive lock for a moment, another
+   * backup the backup lock for long), it waits and tries again, up to
+   * lockWaitSeconds, saying so in its progress.
+   */
+  private async locked(ctx: StoreContext, r: PgbackrestRunner, args: string[], onLine?: (text: string) => void): Promise<string> {
+    const deadline = Date.now() + this.spec.pitr.lockWaitSeconds * 1000;
+    for (let wait = 500; ; wait = Math.min(wait * 2, 15_000)) {
+      try {
+        return await pgbackrest(r, args, { signal: ctx.signal, ...(onLine ? { onLine } : {}) });
+      } catch (err) {
+        if ((err as LifeboatError).type !== 'PitrLockBusy' || Date.now() > deadline || ctx.signal.aborted) throw err;
+        ctx.progress({ stage: 'waiting for lock', item: this.target, detail: messageOf(err).slice(0, 300) });
+        await sleep(wait);
+      }
+    }
+  }
+
   /** Writes the config (if it changed) and says how to run pgBackRest. Idempotent. */
   async runner(): Promise<PgbackrestRunner> {
     const { owner } = await writeConfig(this.spec);
@@ -56,10 +75,10 @@ export class PitrEngine {
       );
     }
     ctx.progress({ stage: 'stanza-create', item: this.target });
-    await pgbackrest(r, ['--log-level-console=warn', 'stanza-create'], { signal: ctx.signal });
+    await this.locked(ctx, r, ['--log-level-console=warn', 'stanza-create']);
     if (o.check) {
       ctx.progress({ stage: 'check', item: this.target });
-      await pgbackrest(r, ['--log-level-console=warn', 'check'], { signal: ctx.signal });
+      await this.locked(ctx, r, ['--log-level-console=warn', 'check']);
     }
     return { config: this.paths.config, archiveCommand: want, repository: repoUrl(this.spec) };
   }
@@ -81,23 +100,10 @@ export class PitrEngine {
     const mark = `lifeboat-run=${token}`;
     const stopped = await stopLeftovers(`--annotation=${mark}`);
     if (stopped) ctx.log.warn(`stopped ${stopped} pgBackRest process(es) an earlier attempt left running; the backup resumes`, { target: this.target });
-    const deadline = Date.now() + this.spec.pitr.lockWaitSeconds * 1000;
-    for (;;) {
-      try {
-        await pgbackrest(r, ['--log-level-console=detail', `--type=${type}`, `--annotation=${mark}`, 'backup'], {
-          signal: ctx.signal,
-          onLine: (text) => {
-            const pct = progressPercent(text);
-            if (pct !== undefined) ctx.progress({ stage: `backup ${type}`, item: this.target, percent: pct });
-          },
-        });
-        break;
-      } catch (err) {
-        if ((err as LifeboatError).type !== 'PitrLockBusy' || Date.now() > deadline || ctx.signal.aborted) throw err;
-        ctx.progress({ stage: 'waiting for lock', item: messageOf(err).slice(0, 200) });
-        await sleep(5000);
-      }
-    }
+    await this.locked(ctx, r, ['--log-level-console=detail', `--type=${type}`, `--annotation=${mark}`, 'backup'], (text) => {
+      const pct = progressPercent(text);
+      if (pct !== undefined) ctx.progress({ stage: `backup ${type}`, item: this.target, percent: pct });
+    });
     const info = await this.info(ctx);
     const mine = info.backups.filter((b) => b.annotations['lifeboat-run'] === token).at(-1);
     if (!mine) throw new LifeboatError('ToolFailed', `pgbackrest backup of target ${this.target} ended, but pgbackrest info lists no backup annotated ${mark}`, false);
@@ -115,7 +121,7 @@ export class PitrEngine {
   /** `pgbackrest expire`: applies the retention (from lifeboat's) to backups and WAL. Idempotent. */
   async expire(ctx: StoreContext): Promise<string[]> {
     const r = await this.runner();
-    const out = await pgbackrest(r, ['--log-level-console=info', 'expire'], { signal: ctx.signal });
+    const out = await this.locked(ctx, r, ['--log-level-console=info', 'expire']);
     return [...out.matchAll(/expire (?:full|diff|incr)? ?backup (?:set:? )?([0-9F_DI-]+)/g)].map((m) => m[1]!);
   }
 
