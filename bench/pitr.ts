@@ -13,12 +13,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/load';
 import type { PitrBackupResult, PitrRestoreResult } from '../src/domain/pitr';
-import { pitrPaths } from '../src/stores/postgres/pitr';
+import { pitrSpec } from '../src/activities/pitr';
+import { PitrEngine, pitrPaths } from '../src/stores/postgres/pitr';
+import { switchAndWaitArchived } from '../src/stores/postgres/pitr/server';
 import { createPitrCluster, type PitrCluster } from '../test/helpers/pitr-cluster';
 import { round, run, say, startWorkerProcess, timed, type WorkerProcess } from './lib';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
-const asPg = (cmd: string, args: string[]) => (process.getuid?.() === 0 ? run('runuser', ['-u', 'postgres', '--', cmd, ...args]) : run(cmd, args));
+const asPg = (cmd: string, args: string[], env: Record<string, string> = {}) =>
+  process.getuid?.() === 0 ? run('runuser', ['-u', 'postgres', '--', cmd, ...args], { env }) : run(cmd, args, { env });
 
 export interface PitrBenchResult {
   scale: number;
@@ -44,14 +47,15 @@ async function activitySeconds(client: Client, workflowId: string): Promise<Reco
   return out;
 }
 
-/** Waits until the cluster takes a write again (recovery ended). */
-async function waitWritable(c: PitrCluster): Promise<void> {
+/** Waits until the cluster takes a write again (recovery ended); fails if its server stopped (e.g. the target was not reached). */
+async function waitWritable(c: PitrCluster, timeoutMs = 600_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
       const [r] = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r', [], 'postgres');
       if (r && !r.r) return;
-    } catch {
-      // starting
+    } catch (err) {
+      if ((await c.pid()) === undefined || Date.now() > deadline) throw new Error(`the restored server did not recover: ${(err as Error).message}; see ${c.dir}/postgres.log`);
     }
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -66,13 +70,20 @@ export async function benchPitr(o: { scale: number; stackConfigFile?: string; wo
   const env = { config: { ...stack, repository }, taskQueue, databases: ['app'] };
   say(`pitr: creating a cluster of its own and a pgbench database (scale ${o.scale})`);
   const cluster = await createPitrCluster(env, { name: `bench-pitr-${runId}` });
-  const conf = pitrPaths({ target: cluster.target, pitr: cluster.targetConfig.settings.pitr as never }).config;
-  const pgbr = (args: string[]) => asPg('pgbackrest', [`--config=${conf}`, `--stanza=${cluster.target}`, ...args]);
+  const paths = pitrPaths({ target: cluster.target, pitr: cluster.targetConfig.settings.pitr as never });
+  // The same config and passfile lifeboat writes (the warm-up backup below writes them).
+  const pgbr = (args: string[]) => asPg('pgbackrest', [`--config=${paths.config}`, `--stanza=${cluster.target}`, ...args], { PGPASSFILE: paths.passfile });
   const configFile = join(cluster.dir, 'lifeboat.yaml');
   // The orchestrated restore's stopServer hook empties the data directory, as the bare side does by hand.
   const empty = `${PG_BIN}/pg_ctl -D ${cluster.dataDir} -m fast -w stop && find ${cluster.dataDir} -mindepth 1 -delete`;
   let worker: WorkerProcess | undefined;
   let connection: Connection | undefined;
+  // Interrupted: the cluster, its stanza and the worker go with us.
+  const onSignal = (sig: NodeJS.Signals) => {
+    say(`${sig}: removing the PITR cluster and its stanza`);
+    void Promise.allSettled([worker?.stop(5000), cluster.destroy()]).then(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, onSignal);
   try {
     const passfile = join(cluster.dir, 'pgpass');
     const password = readFileSync((cluster.targetConfig.settings.password as { file: string }).file, 'utf8').trim();
@@ -103,8 +114,9 @@ export async function benchPitr(o: { scale: number; stackConfigFile?: string; wo
 
     // A target time after both backups, with the segment holding it archived.
     const [{ t }] = (await cluster.query<{ t: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`)) as [{ t: string }];
-    await cluster.query('SELECT pg_switch_wal()');
-    await new Promise((r) => setTimeout(r, 2000));
+    const engine = new PitrEngine(pitrSpec(cluster.config, cluster.target));
+    const ctx = { signal: new AbortController().signal, progress: () => undefined, log: { info: () => undefined, warn: () => undefined } };
+    await switchAndWaitArchived(ctx, engine.conn, 'postgres', 300);
     const pgTarget = t.replace('T', ' ').replace('Z', '+00');
 
     say('pitr: bare stop, empty, pgbackrest restore --type=time, start, recovery');
@@ -134,6 +146,7 @@ export async function benchPitr(o: { scale: number; stackConfigFile?: string; wo
       storedBytes: orchBackup.value.repositoryBytes,
     };
   } finally {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.removeListener(sig, onSignal);
     await worker?.stop();
     await connection?.close();
     await cluster.destroy();

@@ -6,7 +6,7 @@ import { parseInfo } from '../../src/stores/postgres/pitr/info';
 import { classify, progressPercent } from '../../src/stores/postgres/pitr/run';
 import { parsePostgresSettings } from '../../src/stores/postgres/settings';
 import { LifeboatError } from '../../src/errors';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -153,6 +153,7 @@ targets:
     const plain = parseConfig(yaml('{ dataDir: /srv/pg, cipherPassphrase: { file: ./c } }'), file);
     const pg2 = parsePostgresSettings(file, plain.targets.get('app-pg')!);
     await expect(renderConfig({ ...spec, pg: pg2, pitr: pg2.pitr! })).rejects.toThrow(/only over https.*set targets\.app-pg\.pitr\.s3Endpoint/);
+    await rm(dir, { recursive: true, force: true });
   });
 });
 
