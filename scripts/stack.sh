@@ -526,10 +526,35 @@ provision_influxdb() { # the admin user lifeboat connects as, and database metri
   influx_q 'CREATE DATABASE metrics'
 }
 
-provision_openbao() { # KV v2 at secret/
+# lifeboat's three policies (docs/vault.md): snapshots, restores, drill markers. Rewritten every time.
+declare -A BAO_POLICIES=(
+  [lifeboat-snapshot]='path "sys/storage/raft/snapshot" { capabilities = ["read"] }'
+  [lifeboat-restore]='path "sys/storage/raft/snapshot-force" { capabilities = ["update", "sudo"] }'
+  [lifeboat-drill]='path "secret/data/lifeboat-drill/*" { capabilities = ["create", "update", "read"] }
+path "secret/metadata/lifeboat-drill/*" { capabilities = ["list", "read", "delete"] }'
+)
+
+bao_token_ok() { # bao_token_ok FILE: the token in FILE is valid (and is renewed)
+  [[ -s $1 ]] && curl -sS -f -m 10 -o /dev/null -X POST -K <(printf 'header = "X-Vault-Token: %s"\n' "$(<"$1")") \
+    http://127.0.0.1:18200/v1/auth/token/renew-self 2>/dev/null
+}
+
+provision_openbao() { # KV v2 at secret/, lifeboat's policies, one periodic orphan token per policy as a secret file
+  local p file
   init_openbao
   bao_curl -f -o /dev/null http://127.0.0.1:18200/v1/sys/mounts/secret 2>/dev/null ||
     bao_curl -f -o /dev/null -X POST --data '{"type":"kv","options":{"version":"2"}}' http://127.0.0.1:18200/v1/sys/mounts/secret
+  for p in "${!BAO_POLICIES[@]}"; do
+    node -e 'process.stdout.write(JSON.stringify({ policy: process.argv[1] }))' "${BAO_POLICIES[$p]}" |
+      bao_curl -f -o /dev/null -X PUT --data @- "http://127.0.0.1:18200/v1/sys/policies/acl/$p"
+    file=$SECRETS/openbao-$p-token
+    bao_token_ok "$file" && continue
+    log "creating the OpenBao token $file (policy $p)"
+    printf '{"policies":["%s"],"period":"768h","display_name":"%s"}' "$p" "$p" |
+      bao_curl -f -X POST --data @- http://127.0.0.1:18200/v1/auth/token/create-orphan |
+      node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () =>
+        require("fs").writeFileSync(process.argv[1], JSON.parse(s).auth.client_token + "\n", { mode: 0o600 }))' "$file"
+  done
 }
 
 # lifeboat writes the app-pg target's pgbackrest.conf, creates its stanza and checks archiving
@@ -586,7 +611,7 @@ lifeboat stack is up (state: $STATE)
   s3tls       https://127.0.0.1:19443  MinIO over TLS for pgBackRest, CA $STATE/tls/ca.crt
   redis       127.0.0.1:16379          requirepass in $SECRETS/redis-password
   influxdb    http://127.0.0.1:18086   RPC 127.0.0.1:18088, user lifeboat, database metrics
-  openbao     http://127.0.0.1:18200   raft, KV v2 at secret/, root token in $SECRETS/openbao-root-token
+  openbao     http://127.0.0.1:18200   raft, KV v2 at secret/, root token in $SECRETS/openbao-root-token, lifeboat's in openbao-lifeboat-*-token
   config      $CONFIG_OUT      (eval "\$(scripts/stack.sh env)")
 EOF
 }

@@ -4,6 +4,7 @@ import { manifestBytes } from '../domain/manifest';
 import { checkMarkers, MARKERS_PER_KIND, type MarkerResult } from '../domain/markers';
 import type { DrillRecord } from '../domain/plan';
 import { fingerprints, storeArtifact } from '../repo/artifacts';
+import { compressedName, DEFAULT_COMPRESSION, NO_COMPRESSION } from '../domain/compression';
 import { writeDrillRecord, writeManifest } from '../repo/catalog';
 import { openStore, type BackupItem, type ProbeResult } from '../stores';
 import { inActivity } from './context';
@@ -28,12 +29,14 @@ export function backupActivities(d: Deps) {
         async (ctx) => {
           const started = performance.now();
           const encryption = d.config.encryption ? ('age' as const) : ('none' as const);
-          const file = encryption === 'age' ? `${input.item.file}.age` : input.item.file;
+          const compression = input.item.compressed ? NO_COMPRESSION : (d.config.compression ?? DEFAULT_COMPRESSION);
+          const plainFile = compressedName(input.item.file, compression.algorithm);
+          const file = encryption === 'age' ? `${plainFile}.age` : plainFile;
           const key = artifactKey(input.target, input.backupId, file);
           const r = await d.repo();
-          let stored = { bytes: 0, sha256: '' };
+          let stored = { bytes: 0, sha256: '', plaintextBytes: 0 };
           await store.backup(ctx, input.item, async (plaintext) => {
-            stored = await storeArtifact(r, key, plaintext, d.config.encryption, ctx.signal, (n) => ctx.progress({ stage: 'upload', item: input.item.item, bytes: n }));
+            stored = await storeArtifact(r, key, plaintext, d.config.encryption, ctx.signal, (n) => ctx.progress({ stage: 'upload', item: input.item.item, bytes: n, totalBytes: input.item.estimatedBytes }), compression);
           });
           ctx.log.info('artifact stored', { url: r.url(key), bytes: stored.bytes });
           return {
@@ -42,14 +45,17 @@ export function backupActivities(d: Deps) {
             name: input.item.name,
             format: input.item.format,
             encryption,
+            ...(compression.algorithm === 'zstd' ? { compression: 'zstd' as const } : {}),
             bytes: stored.bytes,
             sha256: stored.sha256,
             seconds: seconds(started),
+            plaintextBytes: stored.plaintextBytes,
             // A store may add facts to the item while it backs it up.
             ...(input.item.meta ? { meta: input.item.meta } : {}),
           };
         },
         await d.scope(input.target, input.backupId),
+        `${input.target}/${input.item.item}`,
       );
     },
 
@@ -84,14 +90,18 @@ export function backupActivities(d: Deps) {
       });
     },
 
-    /** Seeds the drill's markers; returns where, and how many. Idempotent for one nonce. */
-    async seedMarkers(input: { target: string; nonce: string }): Promise<{ name: string; count: number; scratch: string }> {
+    /**
+     * Seeds the drill's markers; returns where, how many, the scratch name, and
+     * whether the target may be drilled in place (not when restoring it needs
+     * an explicit approval, e.g. a Vault server replaced whole). Idempotent for one nonce.
+     */
+    async seedMarkers(input: { target: string; nonce: string }): Promise<{ name: string; count: number; scratch: string; inPlace: boolean }> {
       const store = openStore(d.config, input.target);
       return inActivity(store, async (ctx) => {
         const name = store.drillName();
         const count = MARKERS_PER_KIND[store.kind] ?? 100;
         await store.seedMarkers(ctx, name, count, input.nonce);
-        return { name, count, scratch: store.scratchName(input.nonce.replace(/-/g, '').slice(0, 8)) };
+        return { name, count, scratch: store.scratchName(input.nonce.replace(/-/g, '').slice(0, 8)), inPlace: !store.restoreNotice?.(name)?.approvalRequired };
       });
     },
 

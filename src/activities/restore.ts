@@ -5,7 +5,7 @@ import type { ArtifactRecord, Manifest } from '../domain/manifest';
 import { validateName, validateSubPrefix } from '../domain/names';
 import type { PlannedArtifact, RestoreInput, RestorePlan, TargetPlan, TargetVerification } from '../domain/plan';
 import { LifeboatError, messageOf } from '../errors';
-import { counter, loadIdentities, readArtifact, verifyArtifact } from '../repo/artifacts';
+import { loadIdentities, readArtifact, verifyArtifact } from '../repo/artifacts';
 import { readManifest } from '../repo/catalog';
 import { openStore, type BackupItem } from '../stores';
 import { waitReady } from '../stores/hooks';
@@ -108,6 +108,7 @@ export function restoreActivities(d: Deps) {
           return { bytes: record.bytes, inspected, pin };
         },
         await d.scope(input.target),
+        `${input.target}/${input.file}`,
       );
     },
 
@@ -131,17 +132,18 @@ export function restoreActivities(d: Deps) {
           const started = performance.now();
           const { record } = await artifactOf(input.target, input.backupId, input.file, input.allowUnsigned);
           const identities = await loadIdentities(d.config.encryption);
-          const plaintext = await readArtifact(await d.repo(), artifactKey(input.target, input.backupId, input.file), record, identities, ctx.signal, input.pin);
-          const counted = plaintext.pipe(counter((n) => ctx.progress({ stage: 'restore', item: record.item, bytes: n })));
-          plaintext.on('error', (err) => counted.destroy(err));
+          // Progress in stored bytes, the unit of the plan's total (the plaintext may be much larger).
+          const onStored = (n: number) => ctx.progress({ stage: 'restore', item: record.item, bytes: n, totalBytes: record.bytes });
+          const plaintext = await readArtifact(await d.repo(), artifactKey(input.target, input.backupId, input.file), record, identities, ctx.signal, input.pin, onStored);
           const options = {
             ...(input.subPrefix !== undefined ? { subPrefix: validateSubPrefix(input.subPrefix) } : {}),
             ...(input.owner ? { owner: validateName('owner', input.owner) } : {}),
           };
-          await store.restore(ctx, itemOf(record), validateName('restore name', input.into), counted, options);
+          await store.restore(ctx, itemOf(record), validateName('restore name', input.into), plaintext, options);
           return { seconds: seconds(started) };
         },
         await d.scope(input.target),
+        `${input.target}/${input.file}`,
       );
     },
 

@@ -107,7 +107,7 @@ export async function drill(config: Config, out: Output, o: { target: string[]; 
     r,
     (v) => [
       ...v.stores.map(
-        (s) => `drill ok: ${s.target} (${s.kind}): backup ${seconds(s.backupSeconds)}, restore ${seconds(s.restoreSeconds)}, ${s.markers.found}/${s.markers.expected} markers, ${bytes(s.artifactBytes)}`,
+        (s) => `drill ok: ${s.target} (${s.kind}${s.mode && s.mode !== v.mode ? `, ${s.mode}: an in-place drill would replace the whole server` : ''}): backup ${seconds(s.backupSeconds)}, restore ${seconds(s.restoreSeconds)}, ${s.markers.found}/${s.markers.expected} markers, ${bytes(s.artifactBytes)}`,
       ),
       ...(r.uiUrl ? [`  run: ${r.uiUrl}`] : []),
     ],

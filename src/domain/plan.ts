@@ -155,6 +155,8 @@ export interface DrillInput {
 export interface DrillStoreResult {
   target: string;
   kind: string;
+  /** How this target was drilled: a Vault target is drilled on a scratch copy even in an in-place drill. */
+  mode?: DrillMode;
   markers: { expected: number; found: number; missing: number[]; unexpected: number };
   backupSeconds: number;
   restoreSeconds: number;
@@ -183,7 +185,19 @@ export interface ProgressState {
   detail?: string;
   bytesDone?: number;
   bytesTotal?: number;
+  /** Over the last half minute, from what running activities report. */
+  bytesPerSecond?: number;
+  etaSeconds?: number;
   startedAt: string;
+}
+
+/** What a running activity reports to its workflow (the `activityProgress` signal). */
+export interface ActivityProgress {
+  /** The item, as the workflow names it: `<target>/<item or file>`. */
+  key: string;
+  stage?: string;
+  bytes?: number;
+  totalBytes?: number;
 }
 
 export interface VerifyInput {

@@ -37,6 +37,12 @@ export const BACKUP_START: Readonly<Record<string, number>> = { postgres: 2 * 60
 /** Kinds without an entry above (added later) start here. */
 export const OTHER_KINDS_START = 3 * 60 + 30;
 export const STAGGER_MINUTES = 10;
+/**
+ * Kinds backed up every hour by default rather than nightly (a Vault raft
+ * snapshot is small and secrets change during the day), at this minute past
+ * the hour; later targets of a kind follow every STAGGER_MINUTES.
+ */
+export const HOURLY_BACKUP_MINUTE: Readonly<Record<string, number>> = { vault: 15 };
 
 export type ScheduleKind = 'backup' | 'drill' | 'prune' | 'pitr';
 
@@ -106,7 +112,8 @@ export function desiredSchedules(targets: ReadonlyArray<{ name: string; kind: st
     seen.set(group, index + 1);
     const override = s.backups[name];
     if (override === false) continue;
-    const cron = override ?? cronAt((BACKUP_START[kind] ?? OTHER_KINDS_START) + STAGGER_MINUTES * index);
+    const hourly = HOURLY_BACKUP_MINUTE[kind];
+    const cron = override ?? (hourly !== undefined ? `${(hourly + STAGGER_MINUTES * index) % 60} * * * *` : cronAt((BACKUP_START[kind] ?? OTHER_KINDS_START) + STAGGER_MINUTES * index));
     out.push(
       make('backup', `backup-${name}`, {
         target: name,
@@ -114,7 +121,7 @@ export function desiredSchedules(targets: ReadonlyArray<{ name: string; kind: st
         args: [{ targets: [name] }],
         workflowIdPrefix: `backup/${name}/scheduled${suffix}`,
         cron,
-        description: `nightly backup of ${name} (${kind})`,
+        description: `${hourly !== undefined && override === undefined ? 'hourly' : 'nightly'} backup of ${name} (${kind})`,
       }),
     );
   }

@@ -67,6 +67,10 @@ export interface BackupItem {
   format: string;
   /** Facts the store records at backup time and needs at restore time (kept in the manifest). */
   meta?: Record<string, unknown>;
+  /** About how many plaintext bytes the backup of this item streams (e.g. the database's size): the progress bar's total. */
+  estimatedBytes?: number;
+  /** The store's stream is compressed already (a gzip'd snapshot): the pipeline does not compress it again. */
+  compressed?: boolean;
 }
 
 export interface RestoreOptions {
@@ -146,9 +150,10 @@ export interface Store {
    */
   collectGarbage?(ctx: StoreContext): Promise<{ deleted: number; locked: number }>;
   /**
-   * Optional: what a restore into `into` does that the plan must say in plain
-   * words before anything happens (e.g. a Vault snapshot replaces every secret,
-   * token and policy), and whether it needs the approve signal even with `--yes`.
+   * Optional: what restoring into `into` does beyond replacing that one name,
+   * in plain words for the restore plan (e.g. a Vault snapshot replaces every
+   * secret, token and policy of the server), and whether that restore must
+   * be approved explicitly, even with `--yes`. Undefined: nothing to add. Pure: no I/O.
    */
   restoreNotice?(into: string): { text: string; approvalRequired: boolean } | undefined;
   /**

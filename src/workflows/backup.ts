@@ -45,10 +45,12 @@ async function backupTarget(ref: TargetRef, backupId: string, progress: Tracker)
   const near = on(ref.taskQueue);
   const startedAt = new Date();
   const { probe, items } = await near.quick.probeTarget({ target });
+  progress.expect(items.reduce((s, i) => s + (i.estimatedBytes ?? 0), 0));
   const artifacts = [];
   for (const item of items) {
     const a = await near.transfer.backupItem({ target, backupId, item });
-    progress.add(a.bytes);
+    // Done: its live bytes give way to what it really read (the estimate was only an estimate).
+    progress.add(a.plaintextBytes ?? a.bytes, `${target}/${item.item}`);
     artifacts.push(a);
   }
   const { manifest, bytes } = await quick.finishBackup({ target, kind, backupId, probe, artifacts, startedAt: startedAt.toISOString() });

@@ -8,7 +8,7 @@ import { trackProgress, type Tracker } from './progress';
 import { restoreWorkflow } from './restore';
 import { tagRun, withOutcome } from './visibility';
 
-type Seed = { name: string; count: number; scratch: string };
+type Seed = { name: string; count: number; scratch: string; inPlace: boolean };
 
 /**
  * The drill: seed nonce-marked markers, back up, restore from the repository,
@@ -60,7 +60,9 @@ async function drill(refs: TargetRef[], mode: DrillResult['mode'], nonce: string
   progress.set('backup');
   const backup = await executeChild(backupWorkflow, { args: [{ targets, backupId }], workflowId: `${workflowInfo().workflowId}/backup` });
 
-  const into = (i: number) => (mode === 'scratch' ? seeds[i]!.scratch : seeds[i]!.name);
+  // A target whose restore replaces more than its drill item (a Vault server) is drilled on a scratch copy whatever the mode.
+  const modeOf = (i: number): DrillResult['mode'] => (mode === 'in-place' && seeds[i]!.inPlace ? 'in-place' : 'scratch');
+  const into = (i: number) => (modeOf(i) === 'scratch' ? seeds[i]!.scratch : seeds[i]!.name);
   try {
     progress.set('restore');
     const restore = await executeChild(restoreWorkflow, {
@@ -70,8 +72,9 @@ async function drill(refs: TargetRef[], mode: DrillResult['mode'], nonce: string
           targets,
           yes: true,
           operation: 'drill' as const,
-          // In place: the restore drops each item once writers are stopped and the artifacts verified.
-          ...(mode === 'in-place' ? { dropFirst: true } : { checkCopies: true }),
+          // In place: the restore drops each item once writers are stopped and the artifacts verified; copies get the target's checks.
+          dropFirst: mode === 'in-place',
+          checkCopies: true,
           only: Object.fromEntries(refs.map((r, i) => [r.target, [seeds[i]!.name]])),
           into: Object.fromEntries(refs.map((r, i) => [r.target, { [seeds[i]!.name]: into(i) }])),
         },
@@ -85,15 +88,14 @@ async function drill(refs: TargetRef[], mode: DrillResult['mode'], nonce: string
         const markers = await on(r.taskQueue).quick.countMarkers({ target: r.target, name: into(i), nonce, expected: seeds[i]!.count });
         const b = backup.targets.find((t) => t.target === r.target)!;
         const rs = restore.targets.find((t) => t.target === r.target)!;
-        return { target: r.target, kind: r.kind, markers, backupSeconds: b.seconds, restoreSeconds: rs.seconds, artifactBytes: b.bytes };
+        return { target: r.target, kind: r.kind, mode: modeOf(i), markers, backupSeconds: b.seconds, restoreSeconds: rs.seconds, artifactBytes: b.bytes };
       }),
     );
     const failures = stores.filter((s) => !markersOk(s.markers)).map((s) => describeMarkers(s.target, s.markers));
     return { ok: failures.length === 0, nonce, mode, backupId, stores, failures };
   } finally {
-    if (mode === 'scratch') {
-      // Runs even when the drill is cancelled: a scratch copy is never left behind.
-      await CancellationScope.nonCancellable(() => Promise.allSettled(refs.map((r, i) => on(r.taskQueue).quick.dropItem({ target: r.target, name: seeds[i]!.scratch }))));
-    }
+    // Runs even when the drill is cancelled: a scratch copy is never left behind.
+    const scratch = refs.filter((_, i) => modeOf(i) === 'scratch');
+    await CancellationScope.nonCancellable(() => Promise.allSettled(scratch.map((r) => on(r.taskQueue).quick.dropItem({ target: r.target, name: seeds[refs.indexOf(r)]!.scratch }))));
   }
 }

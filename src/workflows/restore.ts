@@ -74,7 +74,7 @@ async function restore(input: RestoreInput): Promise<RestoreResult> {
     const state = { restored: [] as string[], dropped: [] as string[] };
     const touched = () =>
       state.restored.length || state.dropped.length
-        ? `already changed: ${[...state.dropped.map((d) => `${d} dropped`), ...state.restored.map((r) => `${r} restored from backup ${backupId}`)].join(', ')}`
+        ? `already changed: ${[...new Set([...state.dropped.map((d) => `${d} dropped`), ...state.restored.map((r) => `${r} restored from backup ${backupId}`)])].join(', ')}`
         : 'nothing was dropped or restored yet';
     const targets = await withWritersStopped(inPlace, context, steps, progress, () => restoreAll(plan, refs, input, progress, steps, state, context), touched);
     progress.set('checks');
@@ -105,13 +105,16 @@ async function restoreAll(
   context: HookContext,
 ): Promise<TargetRestoreResult[]> {
   const pins = new Map<string, string>();
+  progress.total(plan.bytes);
   for (const t of plan.targets) {
     for (const a of t.artifacts) {
       progress.set('verify', `${t.target}/${a.file}`);
       const v = await on(refs.get(t.target)!.taskQueue).transfer.verifyStoredArtifact({ target: t.target, backupId: plan.backupId, file: a.file, allowUnsigned: input.allowUnsigned });
       if (v.pin) pins.set(`${t.target}/${a.file}`, v.pin);
+      progress.add(a.bytes, `${t.target}/${a.file}`);
     }
   }
+  progress.total(plan.bytes);
   const results = await Promise.all(plan.targets.map((t) => restoreTarget(t, refs.get(t.target)!, plan.backupId, input, progress, state, pins)));
   for (const t of plan.targets) {
     if (t.mode !== 'in-place') continue;
@@ -131,12 +134,15 @@ async function restoreTarget(
 ): Promise<TargetRestoreResult> {
   const started = Date.now();
   const { transfer, quick: near } = on(ref.taskQueue);
-  for (const a of t.artifacts) {
-    if (input.dropFirst) {
-      progress.set('drop', `${t.target}: ${a.into}`);
-      await near.dropItem({ target: t.target, name: a.into });
-      state.dropped.push(`${t.target}/${a.into}`);
+  if (input.dropFirst && t.mode === 'in-place') {
+    // Each name once, before any of its artifacts is restored (a ClickHouse database comes as a schema and a stream per table).
+    for (const into of new Set(t.artifacts.map((a) => a.into))) {
+      progress.set('drop', `${t.target}: ${into}`);
+      await near.dropItem({ target: t.target, name: into });
+      state.dropped.push(`${t.target}/${into}`);
     }
+  }
+  for (const a of t.artifacts) {
     progress.set('restore', `${t.target}: ${a.name} -> ${a.into}`);
     await transfer.restoreItem({
       target: t.target,
@@ -149,7 +155,7 @@ async function restoreTarget(
       allowUnsigned: input.allowUnsigned,
     });
     state.restored.push(`${t.target}/${a.into}`);
-    progress.add(a.bytes);
+    progress.add(a.bytes, `${t.target}/${a.file}`);
   }
   return {
     target: t.target,

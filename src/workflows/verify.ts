@@ -36,7 +36,7 @@ async function verifyBody(input: VerifyInput): Promise<VerifyResult> {
         if (!(cause instanceof ApplicationFailure)) throw err;
         artifacts.push({ file: a.file, ok: false, bytes: a.bytes, error: { type: cause.type ?? 'Error', message: cause.message } });
       }
-      progress.add(a.bytes);
+      progress.add(a.bytes, `${t.target}/${a.file}`);
     }
     const result: TargetVerification = { backupId, target: t.target, kind: t.kind, verifiedAt: new Date().toISOString(), ok: artifacts.every((a) => a.ok), artifacts };
     await quick.recordVerification({ result });

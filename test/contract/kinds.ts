@@ -16,6 +16,8 @@ export interface ContractKind {
 
 import { bucketKind } from './bucket-kind';
 import { clickhouseKind } from './clickhouse-kind';
+import { influxdbKind } from './influxdb-kind';
 import { postgresKind } from './postgres-kind';
+import { vaultKind } from './vault-kind';
 
-export const KINDS: ContractKind[] = [postgresKind, bucketKind, clickhouseKind];
+export const KINDS: ContractKind[] = [postgresKind, bucketKind, clickhouseKind, vaultKind, influxdbKind];

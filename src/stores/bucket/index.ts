@@ -205,10 +205,20 @@ export class BucketStore implements Store {
     return `${this.s.prefix}${this.s.drillPrefix}${nonce}/`;
   }
 
-  /** Writes `<prefix><drillPrefix><nonce>/<seq>.json`, the nonce in each body. Idempotent (same nonce, same objects). */
+  /**
+   * Writes `<prefix><drillPrefix><nonce>/<seq>.json`, the nonce in each body,
+   * after removing the markers of drills more than a day old: the folder in
+   * the live bucket holds one night's markers, not a growing pile. Idempotent
+   * (same nonce, same objects).
+   */
   async seedMarkers(ctx: StoreContext, name: string, count: number, nonce: string): Promise<void> {
     roomFor(ctx.signal, this.s.concurrency * 8 + 64);
     const dir = this.markerFolder(nonce);
+    const dayAgo = Date.now() - 86_400_000;
+    await this.call(name, async (client) => {
+      const old = (await listAll(client, name, `${this.s.prefix}${this.s.drillPrefix}`, ctx.signal)).filter((o) => !o.key.startsWith(dir) && o.lastModified !== '' && Date.parse(o.lastModified) < dayAgo);
+      await deleteKeys(client, name, old.map((o) => o.key), ctx.signal);
+    });
     const seqs = Array.from({ length: count }, (_, i) => i + 1);
     await this.call(name, (client) =>
       forEachLimit(seqs, this.s.concurrency, ctx.signal, async (seq) => {

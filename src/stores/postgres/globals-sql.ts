@@ -120,17 +120,13 @@ const FOREIGN_GRANT = /\sON\s+(?!TABLESPACE\s|PARAMETER\s)/i;
 
 export interface GlobalsPlan {
   /**
-   * Roles, their settings, comments and memberships: run in one transaction,
-   * so a failed or interrupted attempt leaves no half-made role for the next
-   * attempt to mistake for an existing one. The dump with everything else
-   * turned into comments or blank lines: psql's line numbers match globals.sql.
+   * Roles, their settings, comments and memberships, in order, without
+   * comments or meta-commands: run in one transaction, so a failed or
+   * interrupted attempt leaves no half-made role for the next attempt to
+   * mistake for an existing one.
    */
-  sql: string;
-  /** Tablespace statements (CREATE TABLESPACE cannot run in a transaction), run afterwards; same line numbers. Empty when none. */
-  tablespaceSql: string;
-  /** The role statements to run, in order, in one transaction (no comments, no meta-commands). */
   statements: string[];
-  /** The tablespace statements to run afterwards, one at a time. */
+  /** Tablespace statements (CREATE TABLESPACE cannot run in a transaction), run afterwards, one at a time. */
   tablespaceStatements: string[];
   createdRoles: string[];
   /** Roles in the dump that already existed and were left as they are. */
@@ -199,34 +195,14 @@ export function planGlobals(sql: string, server: ServerGlobals): GlobalsPlan {
   };
 
   let skipped = 0;
-  let hasTablespaces = false;
-  const roles: string[] = [];
-  const tablespaces: string[] = [];
   const statements: string[] = [];
   const tablespaceStatements: string[] = [];
   for (const chunk of splitSql(sql)) {
-    const { lead, text } = body(chunk);
-    const r = route(text);
-    if ('run' in r) (r.run === 'roles' ? statements : tablespaceStatements).push(text);
-    const newlines = '\n'.repeat(chunk.split('\n').length - 1);
-    // Block comments and blank lines in place of what does not run: line numbers stay those of globals.sql.
-    const comment = (why: string) => `${lead}/* lifeboat: ${why} */${'\n'.repeat(text.split('\n').length - 1)}`;
-    if ('skip' in r) {
-      if (r.skip !== 'empty') skipped++;
-      roles.push(comment(`skipped (${r.skip})`));
-      tablespaces.push(newlines);
-    } else if (r.run === 'tablespaces') {
-      roles.push(comment('tablespace, run afterwards'));
-      tablespaces.push(chunk);
-      hasTablespaces = true;
-    } else {
-      roles.push(chunk);
-      tablespaces.push(RESTRICT.test(text) ? chunk : newlines);
-    }
+    const r = route(body(chunk).text);
+    if ('run' in r) (r.run === 'roles' ? statements : tablespaceStatements).push(body(chunk).text);
+    else if (r.skip !== 'empty') skipped++;
   }
   return {
-    sql: roles.join(''),
-    tablespaceSql: hasTablespaces ? tablespaces.join('') : '',
     statements,
     tablespaceStatements,
     createdRoles: [...created],

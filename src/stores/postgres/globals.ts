@@ -69,7 +69,8 @@ export async function restoreGlobals(conn: PgConn, ctx: StoreContext, into: stri
       await c.query('BEGIN');
       try {
         for (const [i, statement] of plan.statements.entries()) {
-          at = `statement ${i + 1} of ${plan.statements.length} (${statement.slice(0, 40).replace(/\s+/g, ' ')}…)`;
+          // The kind and object only: the rest of a statement may hold a password hash.
+          at = `statement ${i + 1} of ${plan.statements.length} (${statement.trim().split(/\s+/).slice(0, 3).join(' ')} …)`;
           await c.query(statement);
         }
         await c.query('COMMIT');
