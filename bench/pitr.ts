@@ -55,7 +55,10 @@ async function waitWritable(c: PitrCluster, timeoutMs = 600_000): Promise<void> 
       const [r] = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r', [], 'postgres');
       if (r && !r.r) return;
     } catch (err) {
-      if ((await c.pid()) === undefined || Date.now() > deadline) throw new Error(`the restored server did not recover: ${(err as Error).message}; see ${c.dir}/postgres.log`);
+      if ((await c.pid()) === undefined || Date.now() > deadline) {
+        const log = readFileSync(join(c.dir, 'postgres.log'), 'utf8').split('\n').filter((l) => /FATAL|PANIC|ERROR|recovery/.test(l));
+        throw new Error(`the restored server did not recover: ${(err as Error).message}; its log: ${log.slice(-6).join(' | ')}`);
+      }
     }
     await new Promise((r) => setTimeout(r, 200));
   }

@@ -60,13 +60,16 @@ export async function serverNow(conn: PgConn, database: string): Promise<string>
 }
 
 /**
- * Closes the current WAL segment (pg_switch_wal) and waits until the archiver
- * has archived it, so everything committed before the call is in the
- * repository. Returns the segment. Fails (retryably) when archiving does not
+ * Writes a commit record and closes the current WAL segment (pg_switch_wal),
+ * then waits until the archiver has archived it, so everything committed
+ * before the call is in the repository and any time before it is reachable. Returns the segment. Fails (retryably) when archiving does not
  * keep up within `waitSeconds`, naming the archiver's last failure.
  */
 export async function switchAndWaitArchived(ctx: StoreContext, conn: PgConn, database: string, waitSeconds: number): Promise<{ wal: string; archivedAt: string }> {
   const wal = await conn.withClient(database, async (c) => {
+    // An empty transaction with an id writes a commit record stamped now: recovery to a time
+    // needs a commit after its target to know it got there, also when nothing was written since.
+    await c.query('SELECT txid_current()');
     const r = await c.query<{ w: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS w');
     return r.rows[0]!.w;
   });
