@@ -1,6 +1,7 @@
 import type { Config } from '../config';
 import { backupActivities } from './backup';
 import { makeDeps } from './deps';
+import { createPitrActivities } from './pitr';
 import { pruneActivities } from './prune';
 import { restoreActivities } from './restore';
 import { runActivities } from './run';
@@ -11,7 +12,7 @@ import { runActivities } from './run';
  */
 export function createActivities(config: Config) {
   const d = makeDeps(config);
-  return { ...runActivities(d), ...backupActivities(d), ...restoreActivities(d), ...pruneActivities(d) };
+  return { ...runActivities(d), ...backupActivities(d), ...restoreActivities(d), ...pruneActivities(d), ...createPitrActivities(config) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

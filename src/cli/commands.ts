@@ -11,6 +11,7 @@ import { createWorker, queuesToServe } from '../worker';
 import { sweepAll } from '../worker/sweep';
 import { connect } from './client';
 import { EXIT, exitForRun, type ExitCode } from './exit';
+import { listing as pitrListing } from './pitr';
 import { bytes, seconds, type Output } from './output';
 import { runWorkflow, type RunOptions, type RunOutcome } from './run';
 
@@ -165,9 +166,10 @@ export async function ls(config: Config, out: Output, targets: string[]): Promis
     const v = r.verification ? (r.verification.ok ? 'verified' : 'verify FAILED') : 'not verified';
     return `${r.signature.state}, ${v}`;
   };
+  const pitr = await pitrListing(config, repo, names);
   out.result(
-    { ok: true, backups: rows },
-    rows.length
+    { ok: true, backups: rows, pitr: pitr.rows },
+    rows.length || pitr.rows.length
       ? [
           'BACKUP                  TARGET        KIND        SIZE        FINISHED                  STATE',
           ...rows.map((r) =>
@@ -178,6 +180,7 @@ export async function ls(config: Config, out: Output, targets: string[]): Promis
         ]
       : [`no backups of ${names.join(', ')} in ${repo.url('')}`],
   );
+  for (const l of out.json ? [] : pitr.lines) process.stdout.write(`${l}\n`);
   return EXIT.ok;
 }
 

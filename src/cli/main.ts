@@ -5,6 +5,7 @@ import * as cmd from './commands';
 import * as configCmd from './config';
 import { EXIT, exitFor } from './exit';
 import * as keys from './keys';
+import * as pitr from './pitr';
 import { output } from './output';
 import { report } from './report';
 import { restore } from './restore';
@@ -82,12 +83,13 @@ program
 program
   .command('backup [targets...]')
   .description('back up the named targets (default: all) and wait for the result')
+  .option('--pitr <type>', 'a pgBackRest backup (full, diff or incr) of the named targets with a pitr: section (default: all of those)')
   .addOption(withWorker)
-  .action(action((c, o, targets: string[], opts: { withWorker?: boolean }) => cmd.backup(c, o, targets, opts)));
+  .action(action((c, o, targets: string[], opts: { pitr?: string; withWorker?: boolean }) => (opts.pitr ? pitr.backup(c, o, targets, opts.pitr, opts) : cmd.backup(c, o, targets, opts))));
 
 program
   .command('restore <backup-id>')
-  .description('restore a backup: stop writers, verify every artifact, drop, recreate and restore, start writers, check')
+  .description('restore a backup: stop writers, verify every artifact, drop, recreate and restore, start writers, check; with --to-time/--to-latest, <backup-id> is a pitr target')
   .option('--target <name>', 'restore only this target (repeatable)', collect, [])
   .option('--only <name>', 'restore only this item of the --target, e.g. one database (repeatable)', collect, [])
   .option('--as <name>', 'restore the one --only item under another name (a copy: writers and hooks are not touched)')
@@ -96,9 +98,15 @@ program
   .option('--yes', 'proceed without waiting for the approve signal')
   .option('--dry-run', 'print the plan (what would be stopped, dropped, restored, how many bytes); change nothing')
   .option('--approval-timeout <seconds>', 'how long to wait for approval before giving up (default 3600)', positiveSeconds)
+  .option('--to-time <time>', 'point-in-time restore of the pitr target <backup-id> to this time (ISO 8601 with a zone: 2026-12-01T10:15:00Z)')
+  .option('--to-latest', 'point-in-time restore of the pitr target <backup-id> to the end of its archived WAL')
   .addOption(allowUnsigned)
   .addOption(withWorker)
-  .action(action((c, o, id: string, opts: Parameters<typeof restore>[3]) => restore(c, o, id, opts)));
+  .action(
+    action((c, o, id: string, opts: Parameters<typeof restore>[3] & { toTime?: string; toLatest?: boolean }) =>
+      opts.toTime || opts.toLatest ? pitr.restore(c, o, id, opts) : restore(c, o, id, opts),
+    ),
+  );
 
 program
   .command('approve <workflow-id>')
@@ -115,8 +123,9 @@ program
   .description('seed markers, back up, restore and prove every marker came back')
   .option('--target <name>', 'drill only this target (repeatable)', collect, [])
   .addOption(new Option('--mode <mode>', 'scratch: restore a copy under a temporary name; in-place: stop writers, drop and restore the real one').choices(['scratch', 'in-place']).default('scratch'))
+  .option('--pitr', 'the PITR drill of the pitr targets instead: restore to a time between two marker batches into a scratch copy')
   .addOption(withWorker)
-  .action(action((c, o, opts: { target: string[]; mode: string; withWorker?: boolean }) => cmd.drill(c, o, opts)));
+  .action(action((c, o, opts: { target: string[]; mode: string; pitr?: boolean; withWorker?: boolean }) => (opts.pitr ? pitr.drill(c, o, opts.target, opts) : cmd.drill(c, o, opts))));
 
 program
   .command('verify <backup-id>')
@@ -144,6 +153,14 @@ program
   .description('RPO/RTO per target: age of the newest backup, restore and backup seconds measured by drills')
   .option('--last <n>', 'consider the newest N drill records (default 10)')
   .action(action((c, o, opts: { last?: string }) => report(c, o, opts)));
+
+program
+  .command('pitr')
+  .description('point-in-time recovery with pgBackRest (docs/pitr.md)')
+  .command('setup <target>')
+  .description("on the database's host: write the target's pgbackrest.conf, create its stanza and check that WAL archiving works")
+  .option('--no-check', 'skip pgbackrest check (which switches a WAL segment and waits until it is archived)')
+  .action(action((c, o, target: string, opts: { check: boolean }) => pitr.setup(c, o, target, opts)));
 
 const schedules = program.command('schedule').description('Temporal Schedules from config (schedules:): nightly backups, drill, prune');
 schedules

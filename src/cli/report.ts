@@ -4,6 +4,7 @@ import { LifeboatError, messageOf } from '../errors';
 import { openRepository, type Repository } from '../repo';
 import { listBackups, readDrillRecords, readManifest, type Trust } from '../repo/catalog';
 import type { Output } from './output';
+import { applyPitrRpo } from './pitr';
 
 export const DEFAULT_REPORT_LAST = 10;
 
@@ -44,7 +45,9 @@ export async function gatherReport(config: Config, last: number, now = new Date(
     { publicKeys, allowUnsigned: publicKeys.length === 0 },
   );
   const drills = await readDrillRecords(repo, last);
-  return { report: buildReport({ now, targets, newest, drills, last }), repository: repo.url(''), warnings };
+  const report = buildReport({ now, targets, newest, drills, last });
+  await applyPitrRpo(config, repo, report, warnings);
+  return { report, repository: repo.url(''), warnings };
 }
 
 /** The human table of `lifeboat report`: aligned columns, then each failed drill's reasons. */
@@ -75,7 +78,7 @@ export function reportTable(r: Report): string[] {
     ...rows.map(line),
     ...(failed.length ? ['', ...failed] : []),
     '',
-    `RPO: age of the newest complete backup. RESTORE/BACKUP: seconds a drill measured, from the newest drill and the worst of the ${r.drillsConsidered} newest drill record(s) (--last ${r.last}).`,
+    `RPO: age of the newest complete backup; for targets with pitr:, age of the last WAL segment archived into the repository. RESTORE/BACKUP: seconds a drill measured, from the newest drill and the worst of the ${r.drillsConsidered} newest drill record(s) (--last ${r.last}).`,
   ];
 }
 

@@ -1,8 +1,9 @@
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleDescription, type ScheduleUpdateOptions } from '@temporalio/client';
 import type { SearchAttributePair } from '@temporalio/common';
-import type { Config } from '../config';
+import type { Config, TargetConfig } from '../config';
 import { searchAttributes } from './run';
-import { calendarToCron, DEFAULT_SCHEDULES, desiredSchedules, normalizeCron, resolveScheduleId, type DesiredSchedule, type ScheduleSettings } from '../domain/schedules';
+import { calendarToCron, DEFAULT_SCHEDULES, desiredSchedules, normalizeCron, resolveScheduleId, type DesiredSchedule, type PitrSchedules, type ScheduleSettings } from '../domain/schedules';
+import { parsePostgresSettings } from '../stores/postgres/settings';
 import { LifeboatError } from '../errors';
 import { connect, uiUrl } from './client';
 import type { Output } from './output';
@@ -20,13 +21,19 @@ const CATCHUP_WINDOW_MS = 60 * 60 * 1000;
 /** The note `apply` leaves on schedules it pauses for `enabled: false`; only those does it unpause. */
 export const DISABLED_NOTE = 'disabled in config: schedules.enabled is false';
 
+/** A postgres target's `pitr.schedules`, when it has a `pitr:` section. */
+function pitrSchedulesOf(configFile: string, t: TargetConfig): { pitr?: PitrSchedules } {
+  const p = t.kind === 'postgres' ? parsePostgresSettings(configFile, t).pitr : undefined;
+  return p ? { pitr: p.schedules } : {};
+}
+
 function settingsOf(config: Config): ScheduleSettings {
   return config.schedules ?? DEFAULT_SCHEDULES;
 }
 
 function desiredOf(config: Config): DesiredSchedule[] {
   return desiredSchedules(
-    [...config.targets.values()].map((t) => ({ name: t.name, kind: t.kind })),
+    [...config.targets.values()].map((t) => ({ name: t.name, kind: t.kind, ...pitrSchedulesOf(config.file, t) })),
     settingsOf(config),
   );
 }
@@ -115,7 +122,9 @@ function stateAfterApply(prev: { paused: boolean; note?: string } | undefined, e
 /** The search attributes a scheduled run starts with: its operation, targets and kinds. */
 export function actionTags(config: Config, want: DesiredSchedule): SearchAttributePair[] {
   const targets = want.target ? [want.target] : [];
-  return searchAttributes(config, { operation: want.kind, targets });
+  // A scheduled PITR backup or drill is a backup or a drill, like any other.
+  const operation = want.kind === 'pitr' ? (want.workflowType === 'pitrDrillWorkflow' ? 'drill' : 'backup') : want.kind;
+  return searchAttributes(config, { operation, targets });
 }
 
 function definition(config: Config, want: DesiredSchedule, state: { paused: boolean; note?: string }): ScheduleUpdateOptions {

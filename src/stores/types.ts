@@ -11,6 +11,8 @@ export interface Progress {
   totalObjects?: number;
   /** A line of context, e.g. the tail of a hook's output. */
   detail?: string;
+  /** For tools that report a percentage rather than bytes (pgBackRest). */
+  percent?: number;
 }
 
 export interface Logger {

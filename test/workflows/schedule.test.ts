@@ -66,7 +66,9 @@ async function until<T>(what: string, seconds: number, fn: () => Promise<T | und
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'lifeboat-schedule-'));
   const base = stackConfig();
-  const pg = base.targets.get('app-pg')!.settings;
+  // Without the stack's pitr: section: its PITR schedules are tested in test/unit/pitr.test.ts.
+  const pg = { ...base.targets.get('app-pg')!.settings };
+  delete pg.pitr;
   const config = (targets: Record<string, unknown>, backups: Record<string, string>) =>
     stringify({
       temporal: { ...base.temporal, taskQueue: env.taskQueue },
