@@ -12,7 +12,7 @@ const workflowForbidden = {
 };
 
 module.exports = tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.stack/**', 'eslint.config.js', 'jest.config.js'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.stack/**', 'eslint.config.js', 'jest.config.js', 'test/fixtures/*.js'] },
   ...tseslint.configs.recommended,
   {
     rules: {

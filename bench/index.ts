@@ -25,6 +25,9 @@ const USAGE = `usage: npm run bench -- [options]
   --clickhouse-rows N    rows for the ClickHouse figures, if bench/clickhouse exists (default 1000000)
   --bucket-objects N     objects for the bucket figures, if bench/bucket exists (default 10000)
   --skip-clickhouse, --skip-bucket
+  --pitr-scale N         pgbench scale of the PITR figures (pgBackRest backup and restore to a time; default: --scale-large)
+  --skip-pitr            no PITR figures
+  --pitr-only            only the PITR figures (no age, pg_dump, ClickHouse or bucket figures)
   --wait-quiet MIN       first wait up to MIN minutes for the 1-minute load average to drop below 1
   --strict               exit 1 when a target is missed`;
 
@@ -41,13 +44,16 @@ interface Options {
   bucketObjects: number;
   skipClickhouse: boolean;
   skipBucket: boolean;
+  pitrScale?: number;
+  skipPitr: boolean;
+  pitrOnly: boolean;
   strict: boolean;
   waitQuiet: number;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { json: false, scaleSmall: 7, scaleLarge: 70, skipLarge: false, runs: 5, ageMiB: 1024, clickhouseRows: 1_000_000, bucketObjects: 10_000, skipClickhouse: false, skipBucket: false, strict: false, waitQuiet: 0 };
-  const flags: Record<string, keyof Options> = { '--json': 'json', '--skip-large': 'skipLarge', '--skip-clickhouse': 'skipClickhouse', '--skip-bucket': 'skipBucket', '--strict': 'strict' };
+  const o: Options = { json: false, scaleSmall: 7, scaleLarge: 70, skipLarge: false, runs: 5, ageMiB: 1024, clickhouseRows: 1_000_000, bucketObjects: 10_000, skipClickhouse: false, skipBucket: false, skipPitr: false, pitrOnly: false, strict: false, waitQuiet: 0 };
+  const flags: Record<string, keyof Options> = { '--json': 'json', '--skip-large': 'skipLarge', '--skip-clickhouse': 'skipClickhouse', '--skip-bucket': 'skipBucket', '--skip-pitr': 'skipPitr', '--pitr-only': 'pitrOnly', '--strict': 'strict' };
   const numbers: Record<string, keyof Options> = {
     '--scale-small': 'scaleSmall',
     '--scale-large': 'scaleLarge',
@@ -58,6 +64,7 @@ function parseArgs(argv: string[]): Options {
     '--clickhouse-rows': 'clickhouseRows',
     '--bucket-objects': 'bucketObjects',
     '--wait-quiet': 'waitQuiet',
+    '--pitr-scale': 'pitrScale',
   };
   for (let i = 0; i < argv.length; i++) {
     const [a, inline] = argv[i]!.split('=', 2) as [string, string | undefined];
@@ -146,6 +153,13 @@ async function main(): Promise<void> {
   const loadAtStart = round(loadavg()[0]!, 2);
   if (loadAtStart > 1) say(`warning: the 1-minute load average is ${loadAtStart} on ${machine.cpus} cores: something else is running, and the timings will show it`);
 
+  if (o.pitrOnly) {
+    const pitr = await optionalPart('pitr.js', 'benchPitr', { scale: o.pitrScale ?? o.scaleLarge });
+    if (o.json) stdoutWrite(`${JSON.stringify({ pitr, machine, loadAverage: { start: loadAtStart, end: round(loadavg()[0]!, 2) } })}\n`);
+    else process.stdout.write(`pitr: ${JSON.stringify(pitr)}\n`);
+    return;
+  }
+
   // The age stage alone first, while nothing else of ours runs.
   say(`age: sealing and opening ${o.ageMiB} MiB in memory`);
   const age = await measureAgeThroughput(o.ageMiB * MiB);
@@ -179,6 +193,7 @@ async function main(): Promise<void> {
 
   const clickhouse = o.skipClickhouse ? undefined : await optionalPart('clickhouse.js', 'benchClickhouse', { rows: o.clickhouseRows });
   const bucket = o.skipBucket ? undefined : await optionalPart('bucket.js', 'benchBucket', { objects: o.bucketObjects });
+  const pitr = o.skipPitr ? undefined : await optionalPart('pitr.js', 'benchPitr', { scale: o.pitrScale ?? o.scaleLarge });
 
   const loadAtEnd = round(loadavg()[0]!, 2);
   const main = large ?? small;
@@ -220,12 +235,13 @@ async function main(): Promise<void> {
     postgres: { small: { ...small, rates: rates(small) }, large: large ? { ...large, rates: rates(large) } : null },
     ...(clickhouse !== undefined ? { clickhouse } : {}),
     ...(bucket !== undefined ? { bucket } : {}),
+    ...(pitr !== undefined ? { pitr } : {}),
   };
 
   if (o.json) {
     stdoutWrite(`${JSON.stringify(result)}\n`);
   } else {
-    printTable(result, main, large !== null, { clickhouse, bucket });
+    printTable(result, main, large !== null, { clickhouse, bucket, pitr });
   }
   if (o.strict && !allPass) process.exitCode = 1;
 }
@@ -239,7 +255,7 @@ function printTable(
   res: { backupRatio: number; restoreRatio: number; ageMBps: number; ageSealMBps: number; ageOpenMBps: number; peakRssSmallMB: number; peakRssLargeMB: number | null; peakRssGrowth: number | null; dbBytesSmall: number; dbBytesLarge: number | null; pass: Record<string, boolean | null>; postgres: { small: SizeResult } },
   main: SizeResult,
   hasLarge: boolean,
-  others: { clickhouse?: unknown; bucket?: unknown },
+  others: { clickhouse?: unknown; bucket?: unknown; pitr?: unknown },
 ): void {
   const verdict = (v: boolean | null) => (v === null ? 'skipped' : v ? 'pass' : 'FAIL');
   const r = rates(main);

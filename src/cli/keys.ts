@@ -1,6 +1,7 @@
 import { open as openFile, readFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { generateIdentity, openStream, parseIdentityFile, parseRecipient, sealStream } from '../crypto';
+import { generateSigningKey } from '../crypto/sign';
 import { LifeboatError } from '../errors';
 
 /**
@@ -22,6 +23,22 @@ export async function keygen(o: { output?: string }): Promise<number> {
     process.stdout.write(text);
   }
   process.stderr.write(`Public key: ${recipient}\n`);
+  return 0;
+}
+
+/** An Ed25519 manifest-signing key: the PEM for signing.keyFile, and the public key for signing.publicKeys. */
+export async function signingKeygen(o: { output?: string }): Promise<number> {
+  const { pem, publicKey } = generateSigningKey();
+  if (o.output) {
+    const fh = await openFile(o.output, 'wx', 0o600).catch((err: NodeJS.ErrnoException) => {
+      throw new LifeboatError('ConfigError', err.code === 'EEXIST' ? `${o.output} already exists; not overwriting a signing key` : `cannot create ${o.output}: ${err.message}`);
+    });
+    await fh.writeFile(pem);
+    await fh.close();
+  } else {
+    process.stdout.write(pem);
+  }
+  process.stderr.write(`Public key (for signing.publicKeys): ${publicKey}\n`);
   return 0;
 }
 

@@ -4,13 +4,23 @@ import type { Config } from '../config';
 import { parseDuration } from '../config/fields';
 import { formatAge, type LatestWorst, type Report } from '../domain/rpo';
 import { LifeboatError } from '../errors';
-import { openRepository } from '../repo';
+import { openRepository, type Repository } from '../repo';
 import { readDrillRecords } from '../repo/catalog';
-import { backupHistory, gatherReport } from '../repo/report-facts';
+import { backupHistory, gatherFacts, reportTrust, type GatheredReport } from '../repo/report-facts';
+import { EXIT, type ExitCode } from './exit';
 import type { Output } from './output';
+import { applyPitrRpo } from './pitr';
 import { renderHtmlReport } from './report-html';
 
 export const DEFAULT_REPORT_LAST = 10;
+
+/** What `lifeboat report` shows: the repository's facts, and for `pitr:` targets the RPO of the WAL archive. */
+export async function gatherReport(config: Config, last: number, now = new Date(), repo?: Repository): Promise<GatheredReport> {
+  const r = repo ?? (await openRepository(config));
+  const g = await gatherFacts(config, last, now, r);
+  await applyPitrRpo(config, r, g.report, g.warnings);
+  return g;
+}
 
 /** The human table of `lifeboat report`: aligned columns, then each failed drill's reasons. */
 export function reportTable(r: Report): string[] {
@@ -40,14 +50,11 @@ export function reportTable(r: Report): string[] {
     ...rows.map(line),
     ...(failed.length ? ['', ...failed] : []),
     '',
-    `RPO: age of the newest complete backup. RESTORE/BACKUP: seconds a drill measured, from the newest drill and the worst of the ${r.drillsConsidered} newest drill record(s) (--last ${r.last}).`,
+    `RPO: age of the newest complete backup; for targets with pitr:, age of the last WAL segment archived into the repository. RESTORE/BACKUP: seconds a drill measured, from the newest drill and the worst of the ${r.drillsConsidered} newest drill record(s) (--last ${r.last}).`,
   ];
 }
 
-/** Exit status of `report --max-rpo` when a target's newest backup is older than the budget (or it has none). */
-export const EXIT_RPO_OVER_BUDGET = 5;
-
-export async function report(config: Config, out: Output, o: { last?: string; maxRpo?: string; html?: string }): Promise<number> {
+export async function report(config: Config, out: Output, o: { last?: string; maxRpo?: string; html?: string }): Promise<ExitCode> {
   const last = o.last === undefined ? DEFAULT_REPORT_LAST : Number(o.last);
   if (!Number.isInteger(last) || last < 1) throw new LifeboatError('ConfigError', `--last must be a whole number of drills, 1 or more, not '${o.last}'`);
   const maxRpo = o.maxRpo === undefined ? undefined : parseDuration(o.maxRpo);
@@ -61,7 +68,7 @@ export async function report(config: Config, out: Output, o: { last?: string; ma
   if (o.html) {
     html = resolve(o.html);
     const history = [...warnings];
-    const backups = await backupHistory(repo, [...config.targets.keys()], history);
+    const backups = await backupHistory(repo, [...config.targets.keys()], history, reportTrust(config));
     const drills = await readDrillRecords(repo, Number.MAX_SAFE_INTEGER);
     await writeFile(html, renderHtmlReport({ report: r, repository, backups, drills, warnings: history, maxRpoSeconds: maxRpo }));
     out.say(`wrote ${html}`);
@@ -74,5 +81,5 @@ export async function report(config: Config, out: Output, o: { last?: string; ma
       ? [`every target within the RPO budget (${o.maxRpo})`]
       : [];
   out.result({ ok: over.length === 0, repository, ...r, ...budget, ...(html ? { html } : {}), warnings }, [...reportTable(r), ...(verdict.length ? ['', ...verdict] : [])]);
-  return over.length ? EXIT_RPO_OVER_BUDGET : 0;
+  return over.length ? EXIT.rpoExceeded : EXIT.ok;
 }

@@ -1,9 +1,11 @@
-import { WorkflowIdReusePolicy } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
-import { SEARCH_ATTRIBUTES } from '../domain/search-attributes';
 import type { Config } from '../config';
-import { withWorker } from '../worker';
-import { connect, resultOf, uiUrl, type FailureInfo } from './client';
+import { SEARCH_ATTRIBUTES } from '../domain/search-attributes';
+import { LifeboatError } from '../errors';
+import { createWorker } from '../worker';
+import { connect, missingWorkers, resultOf, uiUrl, type FailureInfo, type Temporal } from './client';
+import { EXIT } from './exit';
 import type { Output } from './output';
 import { followProgress } from './progress';
 
@@ -18,15 +20,14 @@ export interface RunTags {
   targets: string[];
 }
 
-function searchAttributes(config: Config, tags: RunTags): SearchAttributePair[] {
+export function searchAttributes(config: Config, tags: RunTags): SearchAttributePair[] {
   if (!config.temporal.searchAttributes) return [];
   const names = tags.targets.length ? tags.targets : [...config.targets.keys()];
   const kinds = [...new Set(names.map((t) => config.targets.get(t)?.kind ?? 'unknown'))];
-  const key = (n: string) => defineSearchAttributeKey(n, SearchAttributeType.KEYWORD);
   return [
-    { key: key(SEARCH_ATTRIBUTES.operation), value: tags.operation },
-    { key: key(SEARCH_ATTRIBUTES.target), value: names.join(',') },
-    { key: key(SEARCH_ATTRIBUTES.kind), value: kinds.join(',') },
+    { key: defineSearchAttributeKey(SEARCH_ATTRIBUTES.operation, SearchAttributeType.KEYWORD), value: tags.operation },
+    { key: defineSearchAttributeKey(SEARCH_ATTRIBUTES.target, SearchAttributeType.KEYWORD_LIST), value: names },
+    { key: defineSearchAttributeKey(SEARCH_ATTRIBUTES.kind, SearchAttributeType.KEYWORD_LIST), value: kinds },
   ];
 }
 
@@ -39,27 +40,103 @@ export interface RunOutcome<T> {
   failure?: FailureInfo;
 }
 
-/** Starts a workflow by name, says where to watch it, and waits for its result. */
+/** How long --with-worker may take to hand its run back on Ctrl-C or SIGTERM before the process exits anyway. */
+const SHUTDOWN_DEADLINE_MS = 15_000;
+
+/**
+ * Starts a workflow by name, says where to watch it, and waits for its result.
+ * Never hangs: without a worker on the task queue nothing is started and the
+ * CLI says so; Ctrl-C and SIGTERM say that the run goes on and how to follow
+ * or cancel it (with --with-worker, the in-process worker shuts down first and
+ * the run waits for the next worker).
+ */
 export async function runWorkflow<T>(config: Config, out: Output, type: string, workflowId: string, input: unknown, opts: RunOptions & { tags?: RunTags }): Promise<RunOutcome<T>> {
-  const job = async (): Promise<RunOutcome<T>> => {
-    const t = await connect(config);
+  const tags = opts.tags ?? { operation: type.replace(/Workflow$/, ''), targets: [] };
+  const t = await connect(config);
+  let worker: Awaited<ReturnType<typeof createWorker>> | undefined;
+  let running: Promise<void> | undefined;
+  let stopFollowing: (() => Promise<void>) | undefined;
+  let handle: WorkflowHandleWithFirstExecutionRunId | undefined;
+  const onSignal = (sig: 'SIGINT' | 'SIGTERM') => void interrupted(sig);
+
+  const interrupted = async (sig: 'SIGINT' | 'SIGTERM') => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    setTimeout(() => process.exit(sig === 'SIGINT' ? EXIT.interrupted : EXIT.terminated), SHUTDOWN_DEADLINE_MS).unref();
+    await stopFollowing?.().catch(() => undefined);
+    const url = handle ? uiUrl(config, workflowId, handle.firstExecutionRunId) : undefined;
+    const lines = [`\n${sig === 'SIGINT' ? 'interrupted' : 'terminated'}: stopped waiting for ${workflowId}`];
+    if (worker) {
+      // Hand the run back: activities in flight are cancelled and retried by the next worker; nothing is lost.
+      worker.worker.shutdown();
+      await Promise.race([running, new Promise((r) => setTimeout(r, SHUTDOWN_DEADLINE_MS - 2000))]).catch(() => undefined);
+      lines.push(`  the run is not cancelled: it waits for a worker and goes on when one starts (lifeboat worker)`);
+    } else if (handle) {
+      lines.push(`  the run goes on in the worker`);
+    }
+    if (handle) {
+      lines.push(`  follow it: ${url ?? `temporal workflow describe --workflow-id ${workflowId}`}`);
+      lines.push(`  cancel it: lifeboat cancel ${workflowId}`);
+    }
+    process.stderr.write(`${lines.join('\n')}\n`);
+    await worker?.connection.close().catch(() => undefined);
+    await t.close().catch(() => undefined);
+    process.exit(sig === 'SIGINT' ? EXIT.interrupted : EXIT.terminated);
+  };
+
+  try {
+    if (opts.withWorker) {
+      worker = await createWorker(config, { withShutdownSignals: false });
+      running = worker.worker.run();
+      running.catch(() => undefined);
+    } else {
+      await requireWorkers(t, config, tags.targets);
+    }
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     try {
-      const handle = await t.client.workflow.start(type, {
+      handle = await t.client.workflow.start(type, {
         taskQueue: config.temporal.taskQueue,
         workflowId,
         args: [input],
         // The same backup may be restored again once the last run closed; never while it runs.
         workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-        typedSearchAttributes: searchAttributes(config, opts.tags ?? { operation: type.replace(/Workflow$/, ''), targets: [] }),
+        typedSearchAttributes: searchAttributes(config, tags),
+        staticSummary: `lifeboat ${tags.operation} ${tags.targets.join(' ') || 'all targets'}`,
       });
-      const url = uiUrl(config, workflowId, handle.firstExecutionRunId);
-      out.say(`started ${type} ${workflowId}${url ? `\n  watch: ${url}` : ''}`);
-      const stop = followProgress(handle, out.json);
-      const r = await resultOf<T>(handle).finally(stop);
-      return { workflowId, runId: handle.firstExecutionRunId, uiUrl: url, ...(r.ok ? { ok: true, value: r.value } : { ok: false, failure: r.failure }) };
-    } finally {
-      await t.close();
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        const url = uiUrl(config, workflowId);
+        throw new LifeboatError('TargetBusy', `${workflowId} is already running${url ? ` (${url})` : ''}: wait for it, follow it, or cancel it (lifeboat cancel ${workflowId})`);
+      }
+      throw err;
     }
-  };
-  return opts.withWorker ? withWorker(config, job) : job();
+    const url = uiUrl(config, workflowId, handle.firstExecutionRunId);
+    out.say(`started ${type} ${workflowId}${url ? `\n  watch: ${url}` : ''}`);
+    stopFollowing = followProgress(handle, out.json, { client: t.client, config, targets: tags.targets, noWorkerCheck: Boolean(worker) });
+    const r = await resultOf<T>(handle);
+    await stopFollowing();
+    return { workflowId, runId: handle.firstExecutionRunId, uiUrl: url, ...(r.ok ? { ok: true, value: r.value } : { ok: false, failure: r.failure }) };
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (worker) {
+      worker.worker.shutdown();
+      await running?.catch(() => undefined);
+      await worker.connection.close().catch(() => undefined);
+    }
+    await t.close().catch(() => undefined);
+  }
+}
+
+/** Refuses to start a run that no worker would pick up, naming the queue and how to serve it. */
+async function requireWorkers(t: Temporal, config: Config, targets: string[]): Promise<void> {
+  const names = targets.length ? targets : [...config.targets.keys()];
+  const missing = await missingWorkers(t.client, config, names);
+  if (missing.length) {
+    throw new LifeboatError(
+      'NoWorker',
+      `no worker polls task queue ${missing.join(' nor ')} at ${config.temporal.address}; nothing was started. Start one with 'lifeboat worker', or run this command with --with-worker`,
+    );
+  }
 }

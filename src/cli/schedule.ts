@@ -1,6 +1,9 @@
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleDescription, type ScheduleUpdateOptions } from '@temporalio/client';
-import type { Config } from '../config';
-import { calendarToCron, DEFAULT_SCHEDULES, desiredSchedules, normalizeCron, resolveScheduleId, type DesiredSchedule, type ScheduleSettings } from '../domain/schedules';
+import type { SearchAttributePair } from '@temporalio/common';
+import type { Config, TargetConfig } from '../config';
+import { searchAttributes } from './run';
+import { calendarToCron, DEFAULT_SCHEDULES, desiredSchedules, normalizeCron, resolveScheduleId, type DesiredSchedule, type PitrSchedules, type ScheduleSettings } from '../domain/schedules';
+import { parsePostgresSettings } from '../stores/postgres/settings';
 import { LifeboatError } from '../errors';
 import { connect, uiUrl } from './client';
 import type { Output } from './output';
@@ -18,13 +21,19 @@ const CATCHUP_WINDOW_MS = 60 * 60 * 1000;
 /** The note `apply` leaves on schedules it pauses for `enabled: false`; only those does it unpause. */
 export const DISABLED_NOTE = 'disabled in config: schedules.enabled is false';
 
+/** A postgres target's `pitr.schedules`, when it has a `pitr:` section. */
+function pitrSchedulesOf(configFile: string, t: TargetConfig): { pitr?: PitrSchedules } {
+  const p = t.kind === 'postgres' ? parsePostgresSettings(configFile, t).pitr : undefined;
+  return p ? { pitr: p.schedules } : {};
+}
+
 function settingsOf(config: Config): ScheduleSettings {
   return config.schedules ?? DEFAULT_SCHEDULES;
 }
 
 function desiredOf(config: Config): DesiredSchedule[] {
   return desiredSchedules(
-    [...config.targets.values()].map((t) => ({ name: t.name, kind: t.kind })),
+    [...config.targets.values()].map((t) => ({ name: t.name, kind: t.kind, ...pitrSchedulesOf(config.file, t) })),
     settingsOf(config),
   );
 }
@@ -81,7 +90,13 @@ function describedCron(d: ScheduleDescription): string {
 }
 
 /** What differs between a schedule in Temporal and the one config wants; empty when nothing does. */
-export function differences(d: ScheduleDescription, want: DesiredSchedule, taskQueue: string): string[] {
+/** Search attributes as comparable values: name -> value, sorted. */
+function saValues(sa: unknown): Array<[string, unknown]> {
+  const pairs: Array<{ key: { name: string }; value: unknown }> = Array.isArray(sa) ? sa : ((sa as { getAll?: () => Array<{ key: { name: string }; value: unknown }> })?.getAll?.() ?? []);
+  return pairs.map((p) => [p.key.name, p.value] as [string, unknown]).sort((a, b) => a[0].localeCompare(b[0]));
+}
+
+export function differences(d: ScheduleDescription, want: DesiredSchedule, taskQueue: string, tags?: SearchAttributePair[]): string[] {
   const out: string[] = [];
   const cron = describedCron(d);
   if (cron !== normalizeCron(want.cron)) out.push(`cron '${cron}' -> '${want.cron}'`);
@@ -91,6 +106,7 @@ export function differences(d: ScheduleDescription, want: DesiredSchedule, taskQ
   if (d.action.taskQueue !== taskQueue) out.push(`task queue ${d.action.taskQueue} -> ${taskQueue}`);
   if (d.action.workflowId !== want.workflowIdPrefix) out.push(`workflow id ${d.action.workflowId} -> ${want.workflowIdPrefix}`);
   if (JSON.stringify(d.action.args ?? []) !== JSON.stringify(want.args)) out.push(`input ${JSON.stringify(d.action.args)} -> ${JSON.stringify(want.args)}`);
+  if (tags && JSON.stringify(saValues(d.action.typedSearchAttributes)) !== JSON.stringify(saValues(tags))) out.push('search attributes');
   if (d.policies.overlap !== ScheduleOverlapPolicy.SKIP) out.push(`overlap ${d.policies.overlap} -> SKIP`);
   if (d.policies.catchupWindow !== CATCHUP_WINDOW_MS) out.push(`catch-up window ${d.policies.catchupWindow} ms -> ${CATCHUP_WINDOW_MS} ms`);
   return out;
@@ -103,10 +119,27 @@ function stateAfterApply(prev: { paused: boolean; note?: string } | undefined, e
   return prev ?? { paused: false };
 }
 
+/** The search attributes a scheduled run starts with: its operation, targets and kinds. */
+export function actionTags(config: Config, want: DesiredSchedule): SearchAttributePair[] {
+  const targets = want.target ? [want.target] : [];
+  // A scheduled PITR backup or drill is a backup or a drill, like any other.
+  const operation = want.kind === 'pitr' ? (want.workflowType === 'pitrDrillWorkflow' ? 'drill' : 'backup') : want.kind;
+  return searchAttributes(config, { operation, targets });
+}
+
 function definition(config: Config, want: DesiredSchedule, state: { paused: boolean; note?: string }): ScheduleUpdateOptions {
   return {
     spec: { cronExpressions: [want.cron], timezone: want.timezone },
-    action: { type: 'startWorkflow', workflowType: want.workflowType, args: want.args, taskQueue: config.temporal.taskQueue, workflowId: want.workflowIdPrefix },
+    action: {
+      type: 'startWorkflow',
+      workflowType: want.workflowType,
+      args: want.args,
+      taskQueue: config.temporal.taskQueue,
+      workflowId: want.workflowIdPrefix,
+      // Scheduled runs are found by target in the Web UI like any other.
+      typedSearchAttributes: actionTags(config, want),
+      staticSummary: want.description,
+    },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: CATCHUP_WINDOW_MS },
     state,
   };
@@ -141,7 +174,7 @@ async function applyOne(client: Client, config: Config, want: DesiredSchedule): 
     }
   }
   const state = stateAfterApply({ paused: prev.state.paused, note: prev.state.note || undefined }, enabled);
-  const changes = differences(prev, want, config.temporal.taskQueue);
+  const changes = differences(prev, want, config.temporal.taskQueue, actionTags(config, want));
   if (state.paused !== prev.state.paused) changes.push(state.paused ? 'paused (schedules.enabled: false)' : 'unpaused (schedules.enabled: true)');
   if (changes.length === 0) return { ...row, result: 'unchanged', changes, ...state };
   await handle.update(() => definition(config, want, state));

@@ -7,6 +7,7 @@ import { DEFAULT_SCHEDULES, ID_PREFIX, isCron, isTimezone, type ScheduleSettings
 import { LifeboatError } from '../errors';
 import { bool, configError, httpUrl, name, oneOf, path, port, secretRef, strict, suggest, text, wholeNumber, type SchemaContext, type SecretRef } from './fields';
 import { checksSchema, hooksSchema, type TargetChecks, type TargetHooks } from './hooks';
+import { DEFAULT_COMPRESSION, type CompressionConfig } from '../domain/compression';
 
 /**
  * lifeboat.yaml, declared once (zod): the types below, the validation with
@@ -101,6 +102,8 @@ export interface Config {
   schedules?: ScheduleSettings;
   /** Every secret file the config references (checked by `config check` and the worker). */
   secretFiles?: string[];
+  /** How artifacts are compressed before they are encrypted; zstd level 3 when omitted. */
+  compression?: CompressionConfig;
   /** `lifeboat worker` serves Prometheus metrics when set. */
   metrics?: MetricsConfig;
 }
@@ -232,6 +235,10 @@ export const configSchema = (c: SchemaContext) =>
     encryption: encryptionSchema(c),
     signing: signingSchema(c).optional(),
     retention: retentionSchema().default(DEFAULT_RETENTION),
+    compression: z
+      .union([z.literal('none'), strict({ algorithm: oneOf(['zstd', 'none']).default('zstd'), level: wholeNumber(1, 19).default(DEFAULT_COMPRESSION.level) })])
+      .default(DEFAULT_COMPRESSION)
+      .meta({ description: "artifacts are compressed with zstd before they are encrypted (default level 3); 'none' stores them as the store wrote them" }),
     targets: z.record(z.string(), z.unknown(), { error: 'must map target names to their settings' }),
     schedules: schedulesSchema().optional(),
     metrics: metricsSchema().optional().meta({ description: "the worker's Prometheus metrics (docs/metrics.md); off when absent" }),
@@ -265,41 +272,34 @@ function contextOf(file: string): SchemaContext {
 /** Parses and validates lifeboat.yaml's text; `kinds` are the known kinds' settings (src/stores). */
 export function parseConfigDocument(raw: unknown, file: string, kinds: Record<string, KindSettings>): Config {
   const c = contextOf(file);
+  // Every problem at once: the top level, then each target, so one run of `config check` lists them all.
+  const problems: string[] = [];
+  const collect = (fn: () => void) => {
+    try {
+      fn();
+    } catch (err) {
+      if (!(err instanceof LifeboatError)) throw err;
+      problems.push(err.message.replace(/^config [^:]+: /, '').replace(/^\n {2}- /, '').split('\n  - ').join('\n'));
+    }
+  };
   const top = configSchema(c).safeParse(raw ?? {});
-  if (!top.success) throw configError(file, top.error);
-  const doc = top.data;
+  if (!top.success) collect(() => { throw configError(file, top.error); });
+  const rawTargets = (raw as { targets?: unknown } | null)?.targets;
   const targets = new Map<string, TargetConfig>();
-  for (const [targetName, tv] of Object.entries(doc.targets)) {
-    const field = `targets.${targetName}`;
-    if (!name().safeParse(targetName).success) {
-      bad(file, field, `is not a valid target name: use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit, without '..'`);
-    }
-    if (targetName === DRILLS_DIR) bad(file, field, `is a reserved name (the repository keeps drill records under '${DRILLS_DIR}/'); rename the target`);
-    if (typeof tv !== 'object' || tv === null || Array.isArray(tv)) bad(file, field, 'must be a mapping of settings with a kind');
-    const settings = tv as Record<string, unknown>;
-    const kind = settings.kind;
-    if (typeof kind !== 'string' || !(kind in kinds)) {
-      const s = typeof kind === 'string' ? suggest(kind, Object.keys(kinds)) : undefined;
-      bad(file, `${field}.kind`, `${kind === undefined ? 'is required' : `'${String(kind)}' is not a kind this lifeboat knows${s ? ` (did you mean '${s}'?)` : ''}`}; known kinds: ${Object.keys(kinds).join(', ')}`);
-    }
-    const parsed = parseTargetSettings(file, { name: targetName, settings }, kinds[kind]!.settings, c) as { hooks?: TargetHooks; checks?: TargetChecks; taskQueue?: string };
-    kinds[kind]!.parse?.(file, { name: targetName, settings });
-    targets.set(targetName, {
-      name: targetName,
-      kind,
-      settings,
-      hooks: parsed.hooks,
-      checks: parsed.checks,
-      ...(parsed.taskQueue ? { taskQueue: parsed.taskQueue } : {}),
-    });
+  if (typeof rawTargets === 'object' && rawTargets !== null && !Array.isArray(rawTargets)) {
+    for (const [targetName, tv] of Object.entries(rawTargets)) collect(() => targets.set(targetName, parseTarget(file, c, kinds, targetName, tv)));
   }
-  if (targets.size === 0) bad(file, 'targets', 'must name at least one target');
-  let schedules: ScheduleSettings | undefined;
-  if (doc.schedules) {
-    const unknown = Object.keys(doc.schedules.backups).filter((t) => !targets.has(t));
-    if (unknown.length) bad(file, `schedules.backups.${unknown[0]}`, `names no configured target; targets: ${[...targets.keys()].join(', ')}`);
-    schedules = doc.schedules;
+  if (top.success && targets.size === 0 && problems.length === 0) problems.push(`'targets' must name at least one target`);
+  const schedules = top.success ? top.data.schedules : undefined;
+  if (schedules) {
+    const unknown = Object.keys(schedules.backups).filter((t) => !targets.has(t));
+    if (unknown.length) problems.push(`'schedules.backups.${unknown[0]}' names no configured target; targets: ${[...targets.keys()].join(', ')}`);
   }
+  if (problems.length || !top.success) {
+    const lines = problems.flatMap((p) => p.split('\n'));
+    throw new LifeboatError('ConfigError', `config ${file}: ${lines.length === 1 ? lines[0] : `\n  - ${lines.join('\n  - ')}`}`);
+  }
+  const doc = top.data;
   const r = doc.repository;
   return {
     file,
@@ -308,11 +308,30 @@ export function parseConfigDocument(raw: unknown, file: string, kinds: Record<st
     repository: r.kind === 'local' ? r : { ...r, forcePathStyle: r.forcePathStyle ?? Boolean(r.endpoint) },
     encryption: doc.encryption === 'none' ? null : doc.encryption,
     ...(doc.signing ? { signing: doc.signing } : {}),
+    compression: doc.compression === 'none' ? { algorithm: 'none', level: 0 } : doc.compression,
     targets,
     schedules: schedules ?? { ...DEFAULT_SCHEDULES, backups: {} },
     secretFiles: [...new Set(c.secretFiles)],
     ...(doc.metrics ? { metrics: doc.metrics } : {}),
   };
+}
+
+function parseTarget(file: string, c: SchemaContext, kinds: Record<string, KindSettings>, targetName: string, tv: unknown): TargetConfig {
+  const field = `targets.${targetName}`;
+  if (!name().safeParse(targetName).success) {
+    bad(file, field, `is not a valid target name: use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit, without '..'`);
+  }
+  if (targetName === DRILLS_DIR) bad(file, field, `is a reserved name (the repository keeps drill records under '${DRILLS_DIR}/'); rename the target`);
+  if (typeof tv !== 'object' || tv === null || Array.isArray(tv)) bad(file, field, 'must be a mapping of settings with a kind');
+  const settings = tv as Record<string, unknown>;
+  const kind = settings.kind;
+  if (typeof kind !== 'string' || !(kind in kinds)) {
+    const s = typeof kind === 'string' ? suggest(kind, Object.keys(kinds)) : undefined;
+    bad(file, `${field}.kind`, `${kind === undefined ? 'is required' : `'${String(kind)}' is not a kind this lifeboat knows${s ? ` (did you mean '${s}'?)` : ''}`}; known kinds: ${Object.keys(kinds).join(', ')}`);
+  }
+  const parsed = parseTargetSettings(file, { name: targetName, settings }, kinds[kind]!.settings, c) as { hooks?: TargetHooks; checks?: TargetChecks; taskQueue?: string };
+  kinds[kind]!.parse?.(file, { name: targetName, settings });
+  return { name: targetName, kind, settings, hooks: parsed.hooks, checks: parsed.checks, ...(parsed.taskQueue ? { taskQueue: parsed.taskQueue } : {}) };
 }
 
 /** The config file: --config, else $LIFEBOAT_CONFIG, else ./lifeboat.yaml. */

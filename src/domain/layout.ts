@@ -21,6 +21,13 @@ export function manifestKey(target: string, backupId: string): string {
   return `${backupDir(target, backupId)}/${MANIFEST}`;
 }
 
+/** The manifest's Ed25519 signature, written just before the manifest. */
+export const SIGNATURE = 'manifest.json.sig';
+
+export function signatureKey(target: string, backupId: string): string {
+  return `${backupDir(target, backupId)}/${SIGNATURE}`;
+}
+
 export function sidecarKey(key: string): string {
   return `${key}.sha256`;
 }

@@ -14,9 +14,13 @@ export interface ArtifactRecord {
   /** Format of the plaintext, e.g. `pg_dump-custom`. */
   format: string;
   encryption: 'age' | 'none';
+  /** How the plaintext was compressed before encryption (absent: not at all, as in backups before compression). */
+  compression?: 'zstd';
   bytes: number;
   sha256: string;
   seconds: number;
+  /** Bytes of the plaintext the store produced (before compression and encryption), when known. */
+  plaintextBytes?: number;
   /** The store's own facts about the item, e.g. the extensions a dump needs. */
   meta?: Record<string, unknown>;
 }
@@ -69,6 +73,7 @@ export function parseManifest(text: string, where: string): Manifest {
     if (typeof art.sha256 !== 'string' || !SHA256.test(art.sha256)) fail(where, `artifact '${art.file}' has no valid sha256`);
     if (typeof art.bytes !== 'number' || art.bytes < 0) fail(where, `artifact '${art.file}' has no valid size`);
     if (art.encryption !== 'age' && art.encryption !== 'none') fail(where, `artifact '${art.file}' has unknown encryption`);
+    if (art.compression !== undefined && art.compression !== 'zstd') fail(where, `artifact '${art.file}' has compression '${String(art.compression)}', which this lifeboat cannot read; upgrade lifeboat`);
   }
   return m as unknown as Manifest;
 }

@@ -1,5 +1,5 @@
 /** Drill markers: how many each kind seeds (the runbook's numbers), and the check. */
-export const MARKERS_PER_KIND: Record<string, number> = { postgres: 137, clickhouse: 251, bucket: 64 };
+export const MARKERS_PER_KIND: Record<string, number> = { postgres: 137, clickhouse: 251, bucket: 64, redis: 97, influxdb: 113, vault: 61 };
 
 export interface MarkerResult {
   expected: number;

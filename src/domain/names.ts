@@ -43,7 +43,11 @@ export function backupIdTime(id: string): Date {
   return new Date(`${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)}T${s.slice(9, 11)}:${s.slice(11, 13)}:${s.slice(13, 15)}Z`);
 }
 
-/** A sub-prefix inside a bucket target, e.g. `tenant-a/`: relative, no `..` segments, no control characters. */
+/**
+ * A folder inside a bucket target, e.g. one tenant's `tenant-a/`: relative,
+ * no `..` or `.` segments, no control characters. It is always a folder:
+ * `tenant-a` means `tenant-a/`, so it never matches `tenant-ab/` too.
+ */
 export function validateSubPrefix(value: unknown): string {
   const ok =
     typeof value === 'string' &&
@@ -53,7 +57,7 @@ export function validateSubPrefix(value: unknown): string {
     !/[\x00-\x1f\x7f]/.test(value) &&
     value.split('/').every((seg, i, all) => (seg !== '' || i === all.length - 1) && seg !== '.' && seg !== '..');
   if (!ok) {
-    throw new LifeboatError('InvalidName', `sub-prefix ${JSON.stringify(String(value).slice(0, 80))} is not valid: give a relative path like 'tenant-a/', without '..', '.', empty segments or control characters`);
+    throw new LifeboatError('InvalidName', `sub-prefix ${JSON.stringify(String(value).slice(0, 80))} is not valid: give a relative folder like 'tenant-a/', without '..', '.', empty segments or control characters`);
   }
-  return value;
+  return value.endsWith('/') ? value : `${value}/`;
 }

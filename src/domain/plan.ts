@@ -3,6 +3,42 @@
 export interface TargetRef {
   target: string;
   kind: string;
+  /** The task queue of the worker beside the target's store; the workflow's own when omitted. */
+  taskQueue?: string;
+}
+
+/** What the workflows know of the config beside the targets: the prefix that keeps two deployments' ids apart. */
+export interface Deployment {
+  /** `schedules.idPrefix`: lock ids are `lock/<idPrefix>/<target>`. */
+  idPrefix: string;
+}
+
+export type HookPhase = 'stopWriters' | 'startWriters' | 'postRestore';
+
+/** One configured hook as the workflow sees it: no command line, no secrets. */
+export interface HookInfo {
+  phase: HookPhase;
+  index: number;
+  /** The argv joined, or method and URL, for messages. */
+  name: string;
+  timeoutSeconds: number;
+  retries: number;
+}
+
+/**
+ * What a hook is told about the run (as LIFEBOAT_* environment variables, or
+ * the JSON body of an HTTP hook): docs/hooks.md.
+ */
+export interface HookContext {
+  operation: 'restore' | 'drill';
+  /** `in-place`: the target's own data is replaced. */
+  mode: 'in-place';
+  backupId: string;
+  workflowId: string;
+  /** Items restored, and the names they were restored into. */
+  items: Array<{ item: string; name: string; into: string }>;
+  /** startWriters only: how the restore ended (success, failed, cancelled). */
+  outcome?: string;
 }
 
 export interface BackupInput {
@@ -44,6 +80,16 @@ export interface RestoreInput {
   approvalTimeoutSeconds?: number;
   /** Plan only: say what would be stopped, dropped and restored, change nothing. */
   dryRun?: boolean;
+  /** Drop each item before restoring it (the in-place drill's "drop, then restore"), after writers stopped and artifacts were verified. */
+  dropFirst?: boolean;
+  /** Run the target's SQL checks against the copies restored under other names (the scratch drill), instead of skipping them. */
+  checkCopies?: boolean;
+  /** Who or what asked for the restore, for hooks and the history (`drill`, default `restore`). */
+  operation?: 'restore' | 'drill';
+  /** The role that owns the restored databases and objects (postgres), overriding the target's `owner`. */
+  owner?: string;
+  /** Accept manifests without a signature (backups from before signing was configured). */
+  allowUnsigned?: boolean;
 }
 
 export interface PlannedArtifact {
@@ -57,7 +103,15 @@ export interface PlannedArtifact {
 export interface TargetPlan {
   target: string;
   kind: string;
+  /** in-place: some item is restored over the target's own data (writers are stopped, hooks and checks run); copy: every item goes under another name, nothing of the target is touched. */
+  mode: 'in-place' | 'copy';
   serverVersion: string;
+  /** Said by the store before anything changes, e.g. that a Vault restore replaces every secret. */
+  notice?: string;
+  /** The store requires an explicit approve signal, whatever `yes` says. */
+  approvalRequired?: boolean;
+  /** Dry runs of stores that can tell (a bucket): exactly which keys would be written and deleted. */
+  preview?: string[];
   /** Only objects under this sub-prefix are restored (bucket targets). */
   subPrefix?: string;
   artifacts: PlannedArtifact[];
@@ -86,6 +140,8 @@ export interface RestoreResult {
   targets: TargetRestoreResult[];
   /** Writer hooks, post-restore hooks and checks that ran, per target. */
   steps: string[];
+  /** Who approved it: `--yes`, or the `by` of the approve signal. */
+  approvedBy?: string;
 }
 
 export type DrillMode = 'scratch' | 'in-place';
@@ -99,6 +155,8 @@ export interface DrillInput {
 export interface DrillStoreResult {
   target: string;
   kind: string;
+  /** How this target was drilled: a Vault target is drilled on a scratch copy even in an in-place drill. */
+  mode?: DrillMode;
   markers: { expected: number; found: number; missing: number[]; unexpected: number };
   backupSeconds: number;
   restoreSeconds: number;
@@ -127,12 +185,26 @@ export interface ProgressState {
   detail?: string;
   bytesDone?: number;
   bytesTotal?: number;
+  /** Over the last half minute, from what running activities report. */
+  bytesPerSecond?: number;
+  etaSeconds?: number;
   startedAt: string;
+}
+
+/** What a running activity reports to its workflow (the `activityProgress` signal). */
+export interface ActivityProgress {
+  /** The item, as the workflow names it: `<target>/<item or file>`. */
+  key: string;
+  stage?: string;
+  bytes?: number;
+  totalBytes?: number;
 }
 
 export interface VerifyInput {
   backupId: string;
   targets?: string[];
+  /** Accept manifests without a signature (backups from before signing was configured). */
+  allowUnsigned?: boolean;
 }
 
 export interface ArtifactVerification {
@@ -162,6 +234,8 @@ export interface VerifyResult {
 
 export interface PruneInput {
   targets?: string[];
+  /** Count unsigned backups in the retention policy (backups from before signing was configured). */
+  allowUnsigned?: boolean;
   /** Say what would be deleted, delete nothing. */
   dryRun?: boolean;
 }
@@ -171,6 +245,8 @@ export interface TargetPrunePlan {
   decisions: Array<{ backupId: string; keep: boolean; reasons: string[] }>;
   /** Backup folders without a manifest (interrupted backups) older than a day. */
   incomplete: string[];
+  /** Backups whose manifest does not read or is not authentic: reported, not counted, not deleted. */
+  damaged: Array<{ backupId: string; why: string }>;
 }
 
 export interface TargetPruneResult {
@@ -181,6 +257,8 @@ export interface TargetPruneResult {
   /** Skipped because an Object Lock retention still protects them. */
   locked: Array<{ backupId: string; until: string }>;
   incomplete: string[];
+  /** Backups whose manifest does not read or is not authentic: left alone, for a person to look at. */
+  damaged: Array<{ backupId: string; why: string }>;
   /** Stored objects no backup references any more, deleted (bucket targets). */
   garbageDeleted: number;
 }

@@ -37,15 +37,31 @@ export const BACKUP_START: Readonly<Record<string, number>> = { postgres: 2 * 60
 /** Kinds without an entry above (added later) start here. */
 export const OTHER_KINDS_START = 3 * 60 + 30;
 export const STAGGER_MINUTES = 10;
+/**
+ * Kinds backed up every hour by default rather than nightly (a Vault raft
+ * snapshot is small and secrets change during the day), at this minute past
+ * the hour; later targets of a kind follow every STAGGER_MINUTES.
+ */
+export const HOURLY_BACKUP_MINUTE: Readonly<Record<string, number>> = { vault: 15 };
 
-export type ScheduleKind = 'backup' | 'drill' | 'prune';
+export type ScheduleKind = 'backup' | 'drill' | 'prune' | 'pitr';
+
+/** A postgres target's PITR schedules (its `pitr.schedules`): false for none. */
+export interface PitrSchedules {
+  full: string | false;
+  diff: string | false;
+  drill: string | false;
+}
+
+/** The defaults of `pitr.schedules` (src/stores/postgres/pitr/settings.ts); targets on a default are staggered. */
+export const PITR_DEFAULTS: Readonly<PitrSchedules> = { full: '0 1 * * 0', diff: '0 1 * * 1-6', drill: '30 4 * * *' };
 
 export interface DesiredSchedule {
   id: string;
   kind: ScheduleKind;
   /** The target of a backup schedule. */
   target?: string;
-  workflowType: 'backupWorkflow' | 'drillWorkflow' | 'pruneWorkflow';
+  workflowType: 'backupWorkflow' | 'drillWorkflow' | 'pruneWorkflow' | 'pitrBackupWorkflow' | 'pitrDrillWorkflow';
   args: [Record<string, unknown>];
   /** Temporal appends the scheduled time: `backup/app-pg/scheduled-2026-11-23T02:00:00Z`. */
   workflowIdPrefix: string;
@@ -78,7 +94,7 @@ function cronAt(minutes: number): string {
 }
 
 /** The desired schedules, in a stable order: backups (config order), drill, prune. */
-export function desiredSchedules(targets: ReadonlyArray<{ name: string; kind: string }>, s: ScheduleSettings = DEFAULT_SCHEDULES): DesiredSchedule[] {
+export function desiredSchedules(targets: ReadonlyArray<{ name: string; kind: string; pitr?: PitrSchedules }>, s: ScheduleSettings = DEFAULT_SCHEDULES): DesiredSchedule[] {
   const out: DesiredSchedule[] = [];
   const seen = new Map<string, number>();
   // Workflow ids must not collide between two lifeboat deployments sharing a namespace.
@@ -96,7 +112,8 @@ export function desiredSchedules(targets: ReadonlyArray<{ name: string; kind: st
     seen.set(group, index + 1);
     const override = s.backups[name];
     if (override === false) continue;
-    const cron = override ?? cronAt((BACKUP_START[kind] ?? OTHER_KINDS_START) + STAGGER_MINUTES * index);
+    const hourly = HOURLY_BACKUP_MINUTE[kind];
+    const cron = override ?? (hourly !== undefined ? `${(hourly + STAGGER_MINUTES * index) % 60} * * * *` : cronAt((BACKUP_START[kind] ?? OTHER_KINDS_START) + STAGGER_MINUTES * index));
     out.push(
       make('backup', `backup-${name}`, {
         target: name,
@@ -104,10 +121,11 @@ export function desiredSchedules(targets: ReadonlyArray<{ name: string; kind: st
         args: [{ targets: [name] }],
         workflowIdPrefix: `backup/${name}/scheduled${suffix}`,
         cron,
-        description: `nightly backup of ${name} (${kind})`,
+        description: `${hourly !== undefined && override === undefined ? 'hourly' : 'nightly'} backup of ${name} (${kind})`,
       }),
     );
   }
+  out.push(...pitrSchedules(targets, make, suffix));
   if (s.drill !== false) {
     out.push(
       make('drill', 'drill', { workflowType: 'drillWorkflow', args: [{ mode: s.drillMode }], workflowIdPrefix: `drill/scheduled${suffix}`, cron: s.drill, description: `nightly ${s.drillMode} drill of every target` }),
@@ -116,6 +134,52 @@ export function desiredSchedules(targets: ReadonlyArray<{ name: string; kind: st
   if (s.prune !== false) {
     out.push(make('prune', 'prune', { workflowType: 'pruneWorkflow', args: [{}], workflowIdPrefix: `prune/scheduled${suffix}`, cron: s.prune, description: 'nightly prune by the retention policy' }));
   }
+  return out;
+}
+
+/** Cron `cron` moved `minutes` later (only for the simple `M H …` form the defaults use). */
+function later(cron: string, minutes: number): string {
+  const f = cron.split(' ');
+  if (minutes === 0 || !/^\d+$/.test(f[0]!) || !/^\d+$/.test(f[1]!)) return cron;
+  const m = Number(f[1]) * 60 + Number(f[0]) + minutes;
+  return [String(m % 60), String(Math.floor(m / 60) % 24), ...f.slice(2)].join(' ');
+}
+
+/**
+ * Per target with `pitr:`: a weekly full and a daily differential pgBackRest
+ * backup and a nightly PITR drill, from its `pitr.schedules`; targets left on
+ * the defaults are staggered by STAGGER_MINUTES so their backups do not start
+ * together.
+ */
+function pitrSchedules(
+  targets: ReadonlyArray<{ name: string; kind: string; pitr?: PitrSchedules }>,
+  make: (kind: ScheduleKind, name: string, rest: Omit<DesiredSchedule, 'id' | 'kind' | 'timezone' | 'memo'>) => DesiredSchedule,
+  suffix: string,
+): DesiredSchedule[] {
+  const out: DesiredSchedule[] = [];
+  targets
+    .filter((t) => t.pitr)
+    .forEach(({ name, pitr }, index) => {
+      const cron = (k: keyof PitrSchedules) => (pitr![k] === PITR_DEFAULTS[k] ? later(PITR_DEFAULTS[k] as string, STAGGER_MINUTES * index) : pitr![k]);
+      for (const type of ['full', 'diff'] as const) {
+        const c = cron(type);
+        if (c === false) continue;
+        out.push(
+          make('pitr', `pitr-${type}-${name}`, {
+            target: name,
+            workflowType: 'pitrBackupWorkflow',
+            args: [{ target: name, type }],
+            workflowIdPrefix: `pitr-backup/${name}/scheduled-${type}${suffix}`,
+            cron: c,
+            description: `${type === 'full' ? 'weekly full' : 'daily differential'} pgBackRest backup of ${name}`,
+          }),
+        );
+      }
+      const d = cron('drill');
+      if (d !== false) {
+        out.push(make('pitr', `pitr-drill-${name}`, { target: name, workflowType: 'pitrDrillWorkflow', args: [{ target: name }], workflowIdPrefix: `pitr-drill/${name}/scheduled${suffix}`, cron: d, description: `nightly PITR drill of ${name}` }));
+      }
+    });
   return out;
 }
 

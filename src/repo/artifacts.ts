@@ -9,11 +9,13 @@ import { openStream, parseIdentityFile, recipientFingerprint, sealStream } from 
 import { sidecarKey, sidecarText } from '../domain/layout';
 import type { ArtifactRecord } from '../domain/manifest';
 import { LifeboatError } from '../errors';
+import type { CompressionConfig } from '../domain/compression';
+import { compressor, decompressor } from './compress';
 import type { PutResult, Repository } from './types';
 
 /**
- * The artifact pipeline: plaintext -> age -> SHA-256 -> upload, and back.
- * Memory stays bounded by the upload's part size x queue depth.
+ * The artifact pipeline: plaintext -> zstd (when asked) -> age -> SHA-256 ->
+ * upload, and back. Memory stays bounded by the upload's part size x queue depth.
  */
 export async function storeArtifact(
   repo: Repository,
@@ -22,13 +24,25 @@ export async function storeArtifact(
   encryption: EncryptionConfig | null,
   signal?: AbortSignal,
   onBytes?: (plaintextBytes: number) => void,
-): Promise<PutResult> {
+  compression: CompressionConfig = { algorithm: 'none', level: 0 },
+): Promise<PutResult & { plaintextBytes: number }> {
   const body = encryption ? sealStream(encryption.recipients) : new PassThrough();
+  let plaintextBytes = 0;
+  const count = counter((n) => onBytes?.(n), (n) => (plaintextBytes = n));
   // Errors anywhere upstream destroy `body`, which fails the upload before it completes.
-  pipeline(plaintext, counter(onBytes), body).catch(() => undefined);
-  const stored = await repo.put(key, body, signal);
+  pipeline(plaintext, count, compressor(compression), body).catch(() => undefined);
+  let stored: PutResult;
+  try {
+    stored = await repo.put(key, body, signal);
+  } catch (err) {
+    // The upload failed (repository gone, full, refused): stop the source too, so a dump does not
+    // stay blocked on its pipe, holding its database session, while the next attempt starts.
+    plaintext.destroy(err as Error);
+    body.destroy();
+    throw err;
+  }
   await repo.putText(sidecarKey(key), sidecarText(stored.sha256, basename(key)));
-  return stored;
+  return { ...stored, plaintextBytes };
 }
 
 export function fingerprints(encryption: EncryptionConfig | null): string[] {
@@ -80,12 +94,21 @@ class ChecksumGate extends Transform {
  * from the final chunk; callers that must touch nothing on failure run
  * `verifyArtifact` first.
  */
-export async function readArtifact(repo: Repository, key: string, record: ArtifactRecord, identities: string[], signal?: AbortSignal): Promise<Readable> {
+export async function readArtifact(
+  repo: Repository,
+  key: string,
+  record: ArtifactRecord,
+  identities: string[],
+  signal?: AbortSignal,
+  pin?: string,
+  onStoredBytes?: (n: number) => void,
+): Promise<Readable> {
   const url = repo.url(key);
-  const stored = await repo.get(key, signal);
+  const { body: stored } = await repo.open(key, { signal, pin });
   const gate = new ChecksumGate(url, record.sha256);
-  const out = record.encryption === 'age' ? openStream(identities) : new PassThrough();
-  pipeline(stored, gate, out).catch(() => undefined);
+  const opened = record.encryption === 'age' ? openStream(identities) : new PassThrough();
+  const out = decompressor(record.compression, url);
+  pipeline(stored, counter(onStoredBytes), gate, opened, out).catch(() => undefined);
   return out;
 }
 
@@ -105,20 +128,24 @@ export async function verifyArtifact(
   key: string,
   record: ArtifactRecord,
   identities: string[],
-  opts: { onBytes?: (n: number) => void; signal?: AbortSignal; inspect?: (plaintext: Readable) => Promise<string>; sealedFor?: string[] } = {},
-): Promise<{ inspected?: string }> {
-  const stored = await repo.get(key, opts.signal);
+  opts: { onBytes?: (n: number) => void; signal?: AbortSignal; inspect?: (plaintext: Readable) => Promise<string>; sealedFor?: string[]; decode?: boolean } = {},
+): Promise<{ inspected?: string; pin: string }> {
+  const { body: stored, pin } = await repo.open(key, { signal: opts.signal });
   const hash = createHash('sha256');
   let readError: unknown;
   const note = (err: unknown) => {
     readError ??= err;
   };
   const plaintext = record.encryption === 'age' ? openStream(identities, { sealedFor: opts.sealedFor }) : new PassThrough();
-  const readDone = finished(plaintext).catch(note);
+  // `lifeboat verify` decompresses to the end too (a frame that does not decode is not restorable); a restore's
+  // pass before it drops anything needs only the checksum and the authentication, which cover every compressed byte.
+  const decoded = plaintext.pipe(opts.decode === false && !opts.inspect ? new PassThrough() : decompressor(record.compression, repo.url(key)));
+  plaintext.on('error', (err) => decoded.destroy(err));
+  const readDone = Promise.all([finished(plaintext), finished(decoded)]).catch(note);
   let inspected: string | undefined;
-  let inspectDone: Promise<unknown> = Promise.resolve(plaintext.resume());
+  let inspectDone: Promise<unknown> = Promise.resolve(decoded.resume());
   if (opts.inspect) {
-    const input = tee(plaintext);
+    const input = tee(decoded);
     // However the inspector ends, release the tee so the rest still flows through the age reader.
     inspectDone = opts
       .inspect(input)
@@ -140,7 +167,7 @@ export async function verifyArtifact(
   const got = hash.digest('hex');
   if (got !== record.sha256) throw checksumError(repo.url(key), record.sha256, got);
   if (readError !== undefined) throw readError;
-  return { inspected };
+  return { inspected, pin };
 }
 
 /**
@@ -166,8 +193,8 @@ function tee(source: Readable): Readable {
   return input;
 }
 
-/** Reports bytes passing through, at most every 4 MiB. */
-export function counter(onBytes?: (n: number) => void): Transform {
+/** Reports bytes passing through, at most every 4 MiB, and the total at the end. */
+export function counter(onBytes?: (n: number) => void, onEnd?: (n: number) => void): Transform {
   let n = 0;
   let reported = 0;
   return new Transform({
@@ -178,6 +205,10 @@ export function counter(onBytes?: (n: number) => void): Transform {
         onBytes(n);
       }
       done(null, chunk);
+    },
+    flush(done) {
+      onEnd?.(n);
+      done();
     },
   });
 }

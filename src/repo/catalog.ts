@@ -1,16 +1,69 @@
-import { DRILLS_DIR, MANIFEST, drillRecordKey, manifestKey, verificationKey } from '../domain/layout';
+import type { KeyObject } from 'node:crypto';
+import { checkSignature, signBytes } from '../crypto/sign';
+import { DRILLS_DIR, MANIFEST, drillRecordKey, manifestKey, signatureKey, verificationKey } from '../domain/layout';
 import type { DrillRecord, TargetVerification } from '../domain/plan';
 import { parseManifest, type Manifest } from '../domain/manifest';
 import { backupIdTime, validateBackupId, validateName } from '../domain/names';
 import { LifeboatError } from '../errors';
 import type { Repository } from './types';
 
-/** The manifest is the last thing a backup writes: its presence is what makes a backup valid. */
-export async function writeManifest(repo: Repository, m: Manifest): Promise<void> {
-  await repo.putText(manifestKey(m.target, m.backupId), `${JSON.stringify(m, null, 2)}\n`);
+/**
+ * The manifest is the last thing a backup writes: its presence is what makes
+ * a backup valid. Its signature (when a signing key is configured) goes first,
+ * so a manifest is never visible without it.
+ */
+export async function writeManifest(repo: Repository, m: Manifest, signingKey?: KeyObject): Promise<void> {
+  const text = `${JSON.stringify(m, null, 2)}\n`;
+  if (signingKey) await repo.putText(signatureKey(m.target, m.backupId), `${JSON.stringify(signBytes(signingKey, Buffer.from(text)))}\n`);
+  await repo.putText(manifestKey(m.target, m.backupId), text);
 }
 
-export async function readManifest(repo: Repository, target: string, backupId: string): Promise<Manifest> {
+/** Which manifests restore and verify believe: those signed by a trusted key, or with `allowUnsigned` also unsigned ones. */
+export interface Trust {
+  publicKeys: readonly string[];
+  allowUnsigned: boolean;
+}
+
+export type SignatureState = { state: 'signed'; key: string } | { state: 'unsigned' } | { state: 'bad'; why: string };
+
+/** A manifest as stored, with what its signature says; fails only when it does not parse. */
+export async function loadManifest(repo: Repository, target: string, backupId: string, publicKeys: readonly string[]): Promise<{ manifest: Manifest; signature: SignatureState }> {
+  const manifest = await readManifestText(repo, target, backupId);
+  const sigKey = signatureKey(target, backupId);
+  if (!(await repo.exists(sigKey))) return { manifest: manifest.parsed, signature: { state: 'unsigned' } };
+  let sig: unknown;
+  try {
+    sig = JSON.parse(await repo.getText(sigKey));
+  } catch {
+    return { manifest: manifest.parsed, signature: { state: 'bad', why: `${repo.url(sigKey)} is not JSON` } };
+  }
+  const c = checkSignature(Buffer.from(manifest.text), sig, publicKeys);
+  return { manifest: manifest.parsed, signature: c.ok ? { state: 'signed', key: c.key } : { state: 'bad', why: c.why } };
+}
+
+/**
+ * The manifest of a backup, only if it is authentic: signed by a trusted key
+ * (or, with `trust.allowUnsigned`, unsigned). A forged or unsigned manifest is
+ * a permanent error that says what to do.
+ */
+export async function readManifest(repo: Repository, target: string, backupId: string, trust: Trust): Promise<Manifest> {
+  const { manifest, signature } = await loadManifest(repo, target, backupId, trust.publicKeys);
+  const where = repo.url(manifestKey(target, backupId));
+  if (signature.state === 'bad') {
+    throw new LifeboatError('SignatureInvalid', `manifest ${where} is not authentic: ${signature.why}. Someone who can write to the repository may have replaced it; it was not used. Restore another backup (lifeboat ls)`);
+  }
+  if (signature.state === 'unsigned' && !trust.allowUnsigned) {
+    throw new LifeboatError(
+      'ManifestUnsigned',
+      trust.publicKeys.length
+        ? `manifest ${where} is not signed: it may have been written by anyone who can write to the repository. If it is a backup from before signing was configured and you trust it, pass --allow-unsigned`
+        : `manifest ${where} cannot be checked: the config has no signing.publicKeys, so lifeboat cannot tell an authentic backup from a forged one. Configure signing (lifeboat keygen --signing; docs/encryption.md), or pass --allow-unsigned to restore unsigned backups`,
+    );
+  }
+  return manifest;
+}
+
+async function readManifestText(repo: Repository, target: string, backupId: string): Promise<{ text: string; parsed: Manifest }> {
   const key = manifestKey(target, backupId);
   let text: string;
   try {
@@ -28,7 +81,7 @@ export async function readManifest(repo: Repository, target: string, backupId: s
   if (m.target !== target || m.backupId !== backupId) {
     throw new LifeboatError('ManifestInvalid', `manifest ${repo.url(key)} describes ${m.target}/${m.backupId}, not ${target}/${backupId}; it was moved or edited`);
   }
-  return m;
+  return { text, parsed: m };
 }
 
 export interface BackupListing {
@@ -93,6 +146,7 @@ export async function deleteBackup(repo: Repository, target: string, backupId: s
     if (until && (!lockedUntil || until > lockedUntil)) lockedUntil = until;
   }
   if (lockedUntil) return { deleted: false, lockedUntil, files: files.length };
+  // Manifest first (then its signature): a half-deleted backup is never listed as valid.
   const manifest = manifestKey(target, backupId);
   if (files.includes(manifest)) await repo.delete([manifest]);
   await repo.delete(files.filter((k) => k !== manifest));

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { DRILLS_DIR, MANIFEST, artifactKey, sidecarKey, sidecarText } from '../domain/layout';
 import { validateBackupId, validateName } from '../domain/names';
 import { messageOf } from '../errors';
-import { readManifest } from './catalog';
+import { loadManifest } from './catalog';
 import type { Entry, Repository } from './types';
 
 /**
@@ -47,6 +47,8 @@ export interface CheckResult {
 
 export interface CheckOptions {
   readData?: boolean;
+  /** The config's signing keys: a manifest signature that does not hold is a problem. */
+  publicKeys?: readonly string[];
   references?: References;
   /** Called after each backup is checked, for progress lines. */
   onBackup?: (b: BackupCheck) => void;
@@ -135,7 +137,8 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
       const b: BackupCheck = { target, backupId, complete: listed.has(MANIFEST), artifacts: 0, referenced: 0, bytes: 0, problems: [] };
       if (b.complete) {
         try {
-          const m = await readManifest(repo, target, backupId);
+          const { manifest: m, signature } = await loadManifest(repo, target, backupId, opts.publicKeys ?? []);
+          if (signature.state === 'bad') b.problems.push(`manifest signature does not hold: ${signature.why}`);
           for (const a of m.artifacts) {
             b.artifacts++;
             b.bytes += a.bytes;

@@ -1,10 +1,11 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open as openFile, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../errors';
 import { HashTap } from './hash-tap';
+import { repositoryFull } from './full';
 import type { Entry, PutResult, Repository } from './types';
 
 /** A repository in a local folder: for development and tests, not off-box. */
@@ -29,6 +30,8 @@ export class LocalRepository implements Repository {
       await rename(partial, final);
     } catch (err) {
       await rm(partial, { force: true });
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC' || code === 'EDQUOT') throw repositoryFull(this.url(key), tap.bytes, `${code} on ${this.root}`);
       throw err;
     }
     return { bytes: tap.bytes, sha256: tap.digest() };
@@ -41,6 +44,24 @@ export class LocalRepository implements Repository {
   async get(key: string): Promise<Readable> {
     if (!(await this.exists(key))) throw new LifeboatError('ArtifactNotFound', `${this.url(key)} does not exist`);
     return createReadStream(this.path(key));
+  }
+
+  async open(key: string, opts: { signal?: AbortSignal; pin?: string } = {}): Promise<{ body: Readable; pin: string }> {
+    let fh;
+    try {
+      fh = await openFile(this.path(key), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new LifeboatError('ArtifactNotFound', `${this.url(key)} does not exist`);
+      throw err;
+    }
+    // The open file's identity: a replaced file is another inode, an edited one has another size or time.
+    const st = await fh.stat();
+    const pin = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+    if (opts.pin && opts.pin !== pin) {
+      await fh.close();
+      throw new LifeboatError('ArtifactChanged', `${this.url(key)} was replaced after it was verified; it was not restored. Someone wrote to the repository during the restore: verify the backup again`);
+    }
+    return { body: fh.createReadStream({ signal: opts.signal }), pin };
   }
 
   async getText(key: string): Promise<string> {

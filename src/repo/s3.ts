@@ -14,6 +14,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { resolveSecret, type S3RepositoryConfig } from '../config';
 import { LifeboatError } from '../errors';
 import { HashTap } from './hash-tap';
+import { repositoryFull } from './full';
 import type { Entry, PutResult, Repository } from './types';
 
 export async function s3Client(cfg: Pick<S3RepositoryConfig, 'endpoint' | 'region' | 'forcePathStyle' | 'accessKeyId' | 'secretAccessKey'>): Promise<S3Client> {
@@ -30,6 +31,12 @@ export async function s3Client(cfg: Pick<S3RepositoryConfig, 'endpoint' | 'regio
 function isNotFound(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
   return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
+}
+
+/** MinIO's and S3's ways of saying that no more bytes fit. */
+function isStorageFull(err: unknown): boolean {
+  const e = err as { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } };
+  return ['XMinioStorageFull', 'StorageFull', 'InsufficientStorage', 'XMinioAdminBucketQuotaExceeded'].includes(e.name ?? e.Code ?? '') || e.$metadata?.httpStatusCode === 507;
 }
 
 export class S3Repository implements Repository {
@@ -62,7 +69,16 @@ export class S3Repository implements Repository {
     });
     body.on('error', (err) => tap.destroy(err));
     body.pipe(tap);
-    await upload.done();
+    try {
+      await upload.done();
+    } catch (err) {
+      // A cancelled or failed upload must not stay open (invisible, but taking space): end the body and
+      // abort it here, since lib-storage only does so once its part uploaders have drained.
+      tap.destroy();
+      await this.abortStaleUploads(key).catch(() => undefined);
+      if (isStorageFull(err)) throw repositoryFull(this.url(key), tap.bytes, (err as Error).message);
+      throw err;
+    }
     return { bytes: tap.bytes, sha256: tap.digest() };
   }
 
@@ -96,6 +112,25 @@ export class S3Repository implements Repository {
     }
   }
 
+  /** Aborts every open multipart upload below `dir` (a target held by prune: nothing of it is being written). */
+  async abortUploads(dir: string): Promise<number> {
+    const prefix = this.key(`${dir}/`);
+    let n = 0;
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    do {
+      const page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.cfg.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+      for (const u of page.Uploads ?? []) {
+        if (!u.Key || !u.UploadId) continue;
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: u.Key, UploadId: u.UploadId }));
+        n++;
+      }
+      keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+      uploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
+    } while (keyMarker);
+    return n;
+  }
+
   async putText(key: string, text: string): Promise<PutResult> {
     return this.put(key, Readable.from([Buffer.from(text)]));
   }
@@ -106,6 +141,19 @@ export class S3Repository implements Repository {
       return out.Body as Readable;
     } catch (err) {
       if (isNotFound(err)) throw new LifeboatError('ArtifactNotFound', `${this.url(key)} does not exist`);
+      throw err;
+    }
+  }
+
+  async open(key: string, opts: { signal?: AbortSignal; pin?: string } = {}): Promise<{ body: Readable; pin: string }> {
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.cfg.bucket, Key: this.key(key), ...(opts.pin ? { IfMatch: opts.pin } : {}) }), { abortSignal: opts.signal });
+      return { body: out.Body as Readable, pin: out.ETag ?? '' };
+    } catch (err) {
+      if (isNotFound(err)) throw new LifeboatError('ArtifactNotFound', `${this.url(key)} does not exist`);
+      if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 412) {
+        throw new LifeboatError('ArtifactChanged', `${this.url(key)} was replaced after it was verified (ETag is no longer ${opts.pin}); it was not restored. Someone wrote to the repository during the restore: verify the backup again`);
+      }
       throw err;
     }
   }

@@ -31,6 +31,12 @@ export interface Repository {
   putText(key: string, text: string): Promise<PutResult>;
   /** Streams `key`; a missing key is an `ArtifactNotFound` error naming it. */
   get(key: string, signal?: AbortSignal): Promise<Readable>;
+  /**
+   * Streams `key` with a pin that names exactly this version of it (an S3
+   * ETag, a local file's identity). Given a `pin`, streams that version or
+   * fails with `ArtifactChanged`: what a restore reads is what it verified.
+   */
+  open(key: string, opts?: { signal?: AbortSignal; pin?: string }): Promise<{ body: Readable; pin: string }>;
   getText(key: string): Promise<string>;
   exists(key: string): Promise<boolean>;
   /** The stored size of `key` in bytes; undefined when it does not exist. */
@@ -39,6 +45,8 @@ export interface Repository {
   list(dir: string): Promise<Entry[]>;
   /** When an Object Lock retention still protects the key, until when; otherwise undefined. */
   lockedUntil(key: string): Promise<Date | undefined>;
+  /** Optional (S3): aborts the open multipart uploads below `dir`, which interrupted writes leave; returns how many. */
+  abortUploads?(dir: string): Promise<number>;
   /** Deletes keys; missing keys are not an error. */
   delete(keys: string[]): Promise<void>;
 }

@@ -5,9 +5,15 @@ import { BucketStore } from './bucket';
 import { bucketSettings, parseBucketSettings } from './bucket/settings';
 import { ClickhouseStore } from './clickhouse';
 import { clickhouseSettings, parseClickhouseSettings } from './clickhouse/settings';
+import { InfluxdbStore } from './influxdb';
+import { influxdbSettings, parseInfluxdbSettings } from './influxdb/settings';
 import { PostgresStore } from './postgres';
 import { parsePostgresSettings, postgresSettings } from './postgres/settings';
+import { RedisStore } from './redis';
+import { parseRedisSettings, redisSettings } from './redis/settings';
 import type { Store } from './types';
+import { VaultStore } from './vault';
+import { parseVaultSettings, vaultSettings } from './vault/settings';
 
 export * from './types';
 
@@ -20,6 +26,9 @@ const KINDS: Record<string, Kind> = {
   postgres: { settings: postgresSettings, parse: parsePostgresSettings, open: (file, t) => new PostgresStore(file, t) },
   clickhouse: { settings: clickhouseSettings, parse: parseClickhouseSettings, open: (file, t) => new ClickhouseStore(file, t) },
   bucket: { settings: bucketSettings, parse: parseBucketSettings, open: (file, t) => new BucketStore(file, t) },
+  redis: { settings: redisSettings, parse: parseRedisSettings, open: (file, t) => new RedisStore(file, t) },
+  vault: { settings: vaultSettings, parse: parseVaultSettings, open: (file, t) => new VaultStore(file, t) },
+  influxdb: { settings: influxdbSettings, parse: parseInfluxdbSettings, open: (file, t) => new InfluxdbStore(file, t) },
 };
 
 export function openStore(config: Config, target: string): Store {

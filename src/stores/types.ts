@@ -9,6 +9,10 @@ export interface Progress {
   /** For kinds made of many objects (a bucket): objects done and in all. */
   objects?: number;
   totalObjects?: number;
+  /** A line of context, e.g. the tail of a hook's output. */
+  detail?: string;
+  /** For tools that report a percentage rather than bytes (pgBackRest). */
+  percent?: number;
 }
 
 export interface Logger {
@@ -39,6 +43,10 @@ export interface StoreContext {
     location?: import('../config').RepositoryConfig;
     /** The backup being written (backups only), e.g. to name a per-backup sidecar. */
     backupId?: string;
+    /** The config's compression: a store that writes into the repository itself (a bucket's pool) follows it. */
+    compression?: import('../domain/compression').CompressionConfig;
+    /** Which manifests to believe when a store reads earlier backups (e.g. the base of an incremental one). */
+    trust?: import('../repo/catalog').Trust;
   };
 }
 
@@ -61,11 +69,17 @@ export interface BackupItem {
   format: string;
   /** Facts the store records at backup time and needs at restore time (kept in the manifest). */
   meta?: Record<string, unknown>;
+  /** About how many plaintext bytes the backup of this item streams (e.g. the database's size): the progress bar's total. */
+  estimatedBytes?: number;
+  /** The store's stream is compressed already (a gzip'd snapshot): the pipeline does not compress it again. */
+  compressed?: boolean;
 }
 
 export interface RestoreOptions {
-  /** Restore only the objects under this sub-prefix (bucket targets), e.g. one tenant's `tenant-a/`. */
+  /** Restore only the objects under this folder (bucket targets), e.g. one tenant's `tenant-a/`; always ends in '/'. */
   subPrefix?: string;
+  /** The role that owns what is restored (postgres), instead of the owners in the backup. */
+  owner?: string;
 }
 
 export interface MarkerCount {
@@ -105,7 +119,11 @@ export interface Store {
   drop(ctx: StoreContext, name: string): Promise<void>;
   /** Writes markers 1..count with `nonce` into `name`. Idempotent (same nonce, same rows). */
   seedMarkers(ctx: StoreContext, name: string, count: number, nonce: string): Promise<void>;
-  /** Reads back the markers with `nonce` from `name`; none when it has no marker table. Read-only. */
+  /**
+   * Reads back the markers with `nonce` from `name`; none when it has no marker
+   * table. Only markers that came back whole count: a redis marker whose TTL was
+   * lost (or gained) in the round trip is not found. Read-only.
+   */
   countMarkers(ctx: StoreContext, name: string, nonce: string): Promise<MarkerCount>;
   /**
    * Optional: proves the plaintext of an artifact is readable by the restore
@@ -120,7 +138,12 @@ export interface Store {
    * permanent error naming each problem and its fix. Read-only, idempotent.
    * `restore` runs the same checks for its own item before it drops anything.
    */
-  preflight?(ctx: StoreContext, items: BackupItem[]): Promise<void>;
+  preflight?(ctx: StoreContext, items: BackupItem[], options?: RestoreOptions): Promise<void>;
+  /**
+   * Optional, for dry runs: exactly what a restore of `item` (its plaintext in
+   * `source`) into `into` would write and delete, one line each. Read-only.
+   */
+  preview?(ctx: StoreContext, item: BackupItem, into: string, source: Readable, options?: RestoreOptions): Promise<string[]>;
   /**
    * Optional: runs a post-restore sanity query in `name` (default: the drill
    * item) and says whether its first column of the first row is true. Read-only.
@@ -132,6 +155,19 @@ export interface Store {
    * protects. Runs after prune, while the target is held. Idempotent.
    */
   collectGarbage?(ctx: StoreContext): Promise<{ deleted: number; locked: number }>;
+  /**
+   * Optional: what restoring into `into` does beyond replacing that one name,
+   * in plain words for the restore plan (e.g. a Vault snapshot replaces every
+   * secret, token and policy of the server), and whether that restore must
+   * be approved explicitly, even with `--yes`. Undefined: nothing to add. Pure: no I/O.
+   */
+  restoreNotice?(into: string): { text: string; approvalRequired: boolean } | undefined;
+  /**
+   * Optional: removes what an attempt on this host left behind when its
+   * worker died (a decrypted spool, a drill's scratch server) and that no
+   * running attempt uses. Runs at worker start; returns what it removed.
+   */
+  sweep?(ctx: StoreContext): Promise<string[]>;
   /** Errors that retrying cannot fix: auth failures, missing objects, bad input. */
   isPermanent(err: unknown): boolean;
 }

@@ -8,7 +8,7 @@ import type { DrillRecord } from '../domain/plan';
 import type { ArtifactRecord } from '../domain/manifest';
 import { LifeboatError, messageOf } from '../errors';
 import { openRepository } from '../repo';
-import { gatherReport } from '../repo/report-facts';
+import { gatherFacts } from '../repo/report-facts';
 
 /**
  * The worker's Prometheus endpoint: lifeboat's own series (what the
@@ -117,7 +117,7 @@ export class LifeboatMetrics {
 
   private async readCatalog(): Promise<void> {
     try {
-      const { report, warnings } = await gatherReport(this.config, DRILLS_CONSIDERED, new Date(), await this.repo());
+      const { report, warnings } = await gatherFacts(this.config, DRILLS_CONSIDERED, new Date(), await this.repo());
       for (const w of warnings) this.log.warn(`metrics: ${w}`);
       for (const t of report.targets) {
         const labels = { target: t.target, kind: t.kind };

@@ -1,10 +1,11 @@
 import { uuid4 } from '@temporalio/workflow';
 import { makeBackupId, validateBackupId } from '../domain/names';
 import type { BackupInput, BackupResult, TargetBackupResult, TargetRef } from '../domain/plan';
-import { quick, transfer } from './activities';
+import type { Activities } from '../activities';
+import { on, quick } from './activities';
 import { holdTargets } from './lock';
 import { check, trackProgress, type Tracker } from './progress';
-import { withOutcome } from './visibility';
+import { tagRun, withOutcome } from './visibility';
 
 /** How long a backup waits for a restore of the same target to finish. */
 const DEFAULT_LOCK_WAIT_SECONDS = 3600;
@@ -20,16 +21,23 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
   return withOutcome(async () => {
     const progress = trackProgress('plan');
     const backupId = check(() => (input.backupId ? validateBackupId(input.backupId) : makeBackupId(new Date(), uuid4().slice(0, 4))));
-    const targets = await quick.describeTargets({ targets: input.targets });
+    const run = await quick.describeRun({ targets: input.targets });
+    tagRun(run.searchAttributes, 'backup', run.targets);
+    // The lock and the probes go out together: when nobody holds the target (the usual case) its
+    // round trip costs the backup nothing. Nothing is dumped before the lock is held.
+    const probes = run.targets.map((t) => on(t.taskQueue).quick.probeTarget({ target: t.target }));
+    probes.forEach((p) => p.catch(() => undefined));
     const held = await holdTargets(
-      targets.map((t) => t.target),
+      run.idPrefix,
+      run.targets.map((t) => t.target),
       'backup',
       input.lockWaitSeconds ?? DEFAULT_LOCK_WAIT_SECONDS,
-      (t) => progress.set('waiting', `target ${t} is busy with another run`),
+      (t, holder) => progress.set('waiting', `target ${t} is busy: ${holder}`),
     );
     try {
-      progress.set('backup', targets.map((t) => t.target).join(', '));
-      const results = await Promise.all(targets.map((t) => backupTarget(t, backupId, progress)));
+      progress.set('backup', run.targets.map((t) => t.target).join(', '));
+      // After a wait (a restore ran meanwhile), probe again: what it found before may have changed.
+      const results = await Promise.all(run.targets.map((t, i) => backupTarget(t, backupId, progress, held.waited ? undefined : probes[i])));
       progress.set('done');
       return { backupId, targets: results };
     } finally {
@@ -38,13 +46,17 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
   });
 }
 
-async function backupTarget({ target, kind }: TargetRef, backupId: string, progress: Tracker): Promise<TargetBackupResult> {
+async function backupTarget(ref: TargetRef, backupId: string, progress: Tracker, probed?: ReturnType<Activities['probeTarget']>): Promise<TargetBackupResult> {
+  const { target, kind } = ref;
+  const near = on(ref.taskQueue);
   const startedAt = new Date();
-  const { probe, items } = await quick.probeTarget({ target });
+  const { probe, items } = await (probed ?? near.quick.probeTarget({ target }));
+  progress.expect(items.reduce((s, i) => s + (i.estimatedBytes ?? 0), 0));
   const artifacts = [];
   for (const item of items) {
-    const a = await transfer.backupItem({ target, backupId, item });
-    progress.add(a.bytes);
+    const a = await near.transfer.backupItem({ target, backupId, item });
+    // Done: its live bytes give way to what it really read (the estimate was only an estimate).
+    progress.add(a.plaintextBytes ?? a.bytes, `${target}/${item.item}`);
     artifacts.push(a);
   }
   const { manifest, bytes } = await quick.finishBackup({ target, kind, backupId, probe, artifacts, startedAt: startedAt.toISOString() });

@@ -5,3 +5,6 @@ export { progressQuery } from './progress';
 export { verifyWorkflow } from './verify';
 export { pruneWorkflow } from './prune';
 export { targetLockWorkflow } from './lock';
+export { pitrBackupWorkflow } from './pitr-backup';
+export { pitrRestoreWorkflow } from './pitr-restore';
+export { pitrDrillWorkflow } from './pitr-drill';

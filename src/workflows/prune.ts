@@ -1,8 +1,8 @@
 import type { PruneInput, PruneResult, TargetPruneResult } from '../domain/plan';
-import { quick } from './activities';
+import { on, quick } from './activities';
 import { holdTargets } from './lock';
 import { trackProgress, type Tracker } from './progress';
-import { withOutcome } from './visibility';
+import { tagRun, withOutcome } from './visibility';
 
 /** How long a prune waits for a backup or restore of a target to finish. */
 const LOCK_WAIT_SECONDS = 3600;
@@ -20,13 +20,14 @@ export async function pruneWorkflow(input: PruneInput = {}): Promise<PruneResult
 async function pruneBody(input: PruneInput = {}): Promise<PruneResult> {
   const progress = trackProgress('plan');
   const dryRun = input.dryRun === true;
-  const refs = await quick.describeTargets({ targets: input.targets });
+  const run = await quick.describeRun({ targets: input.targets });
+  tagRun(run.searchAttributes, 'prune', run.targets);
   const targets: TargetPruneResult[] = [];
-  for (const { target } of refs) {
+  for (const ref of run.targets) {
     // Held like a backup holds it: a running backup's new objects are not garbage yet.
-    const held = dryRun ? undefined : await holdTargets([target], 'prune', LOCK_WAIT_SECONDS, (t) => progress.set('waiting', `target ${t} is busy`));
+    const held = dryRun ? undefined : await holdTargets(run.idPrefix, [ref.target], 'prune', LOCK_WAIT_SECONDS, (t, holder) => progress.set('waiting', `target ${t} is busy: ${holder}`));
     try {
-      targets.push(await pruneTarget(target, dryRun, progress));
+      targets.push(await pruneTarget(ref.target, dryRun, progress, ref.taskQueue, input.allowUnsigned));
     } finally {
       await held?.release();
     }
@@ -35,14 +36,15 @@ async function pruneBody(input: PruneInput = {}): Promise<PruneResult> {
   return { dryRun, targets };
 }
 
-async function pruneTarget(target: string, dryRun: boolean, progress: Tracker): Promise<TargetPruneResult> {
-  const plan = await quick.planPrune({ target });
+async function pruneTarget(target: string, dryRun: boolean, progress: Tracker, taskQueue?: string, allowUnsigned?: boolean): Promise<TargetPruneResult> {
+  const plan = await quick.planPrune({ target, allowUnsigned });
   const result: TargetPruneResult = {
     target,
     kept: plan.decisions.filter((d) => d.keep).map((d) => ({ backupId: d.backupId, reasons: d.reasons })),
     deleted: [],
     locked: [],
     incomplete: plan.incomplete,
+    damaged: plan.damaged,
     garbageDeleted: 0,
   };
   const doomed = [...plan.decisions.filter((d) => !d.keep).map((d) => d.backupId), ...plan.incomplete];
@@ -56,6 +58,6 @@ async function pruneTarget(target: string, dryRun: boolean, progress: Tracker): 
     if (r.deleted) result.deleted.push(backupId);
     else result.locked.push({ backupId, until: r.lockedUntil ?? '' });
   }
-  if (!dryRun) result.garbageDeleted = (await quick.collectGarbage({ target })).deleted;
+  if (!dryRun) result.garbageDeleted = (await on(taskQueue).quick.collectGarbage({ target })).deleted;
   return result;
 }

@@ -1,23 +1,26 @@
-import { ApplicationFailure, CancellationScope, condition, defineSignal, isCancellation, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
 import { validateBackupId } from '../domain/names';
-import type { RestoreInput, RestorePlan, RestoreResult, TargetPlan, TargetRestoreResult } from '../domain/plan';
-import { quick, transfer } from './activities';
+import type { HookContext, RestoreInput, RestorePlan, RestoreResult, TargetPlan, TargetRef, TargetRestoreResult } from '../domain/plan';
+import { on, quick } from './activities';
 import { holdTargets } from './lock';
 import { check, trackProgress, type Tracker } from './progress';
-import { withOutcome } from './visibility';
+import { approvalGate, runHooks, withWritersStopped } from './saga';
+import { tagRun, withOutcome } from './visibility';
 
-/** Sent by `lifeboat approve`, `temporal workflow signal --name approve` or the Web UI. */
-export const approveSignal = defineSignal<[{ by?: string }?]>('approve');
+export { approveSignal } from './saga';
 
 const DEFAULT_APPROVAL_SECONDS = 3600;
 
 /**
- * Restores a backup as a saga: plan -> hold the targets (a second restore of
- * one is refused) -> approval (unless `yes`) -> stop writers -> verify every
- * artifact before anything destructive -> drop, recreate and restore ->
- * post-restore hooks -> start writers (on every path: success, failure,
- * cancel) -> sanity checks. A preflight (e.g. missing extensions) runs before
- * the writers are stopped.
+ * Restores a backup as a saga: plan -> approval (unless `yes`; some stores,
+ * e.g. Vault, always ask) -> the plan again, then hold the targets (a waiting
+ * approval holds nothing, so nightly backups go on) -> preflight -> stop
+ * writers -> verify every artifact before anything destructive -> (drop) ->
+ * restore -> post-restore hooks -> start writers (on every path) -> checks.
+ *
+ * Only targets restored in place get the writer hooks, post-restore hooks and
+ * checks: a copy under another name (`--as`, a scratch drill) touches nothing
+ * of the target, so its writers keep running.
  */
 export async function restoreWorkflow(input: RestoreInput): Promise<RestoreResult> {
   return withOutcome(() => restore(input));
@@ -26,97 +29,133 @@ export async function restoreWorkflow(input: RestoreInput): Promise<RestoreResul
 async function restore(input: RestoreInput): Promise<RestoreResult> {
   const progress = trackProgress('plan');
   const backupId = check(() => validateBackupId(input.backupId));
-  let approved = input.yes === true;
-  setHandler(approveSignal, () => {
-    approved = true;
-  });
-
-  const plan = await quick.planRestore({ backupId, targets: input.targets, only: input.only, into: input.into, ...(input.subPrefix ? { subPrefix: input.subPrefix } : {}) });
+  const approval = approvalGate(input.yes === true);
+  const planInput = { backupId, targets: input.targets, only: input.only, into: input.into, allowUnsigned: input.allowUnsigned, ...(input.subPrefix ? { subPrefix: input.subPrefix } : {}) };
+  const plan = await quick.planRestore(planInput);
+  const run = await quick.describeRun({ targets: plan.targets.map((t) => t.target) });
+  tagRun(run.searchAttributes, input.operation ?? 'restore', run.targets);
   progress.total(plan.bytes);
   if (input.dryRun) {
+    progress.set('dry run');
+    for (const t of plan.targets) {
+      const queue = run.targets.find((r) => r.target === t.target)?.taskQueue;
+      const lines = [];
+      for (const a of t.artifacts) {
+        const sub = t.subPrefix !== undefined ? { subPrefix: t.subPrefix } : {};
+        lines.push(...(await on(queue).transfer.previewRestore({ target: t.target, backupId, file: a.file, into: a.into, allowUnsigned: input.allowUnsigned, ...sub })));
+      }
+      if (lines.length) t.preview = lines;
+    }
     progress.set('done', 'dry run: nothing was changed');
     return { backupId, plan, dryRun: true, targets: [], steps: [] };
   }
 
-  const names = plan.targets.map((t) => t.target);
-  const held = await holdTargets(names, 'restore', 0);
-  const steps: string[] = [];
+  const workflowId = workflowInfo().workflowId;
+  const mustAsk = plan.targets.filter((t) => t.approvalRequired && t.mode === 'in-place');
+  const what = `restore of backup '${backupId}'${mustAsk.length ? ` (${mustAsk.map((t) => `${t.target}: ${t.notice}`).join('; ')})` : ''}`;
+  const approvedBy = await approval.wait(what, input.approvalTimeoutSeconds ?? DEFAULT_APPROVAL_SECONDS, progress, workflowId, mustAsk.length > 0);
+
+  // The world may have moved while the approval waited (a prune, a new manifest): restore only what was approved.
+  const again = await quick.planRestore(planInput);
+  if (JSON.stringify(again) !== JSON.stringify(plan)) {
+    throw ApplicationFailure.nonRetryable(`the plan of backup '${backupId}' changed while the restore waited for approval; nothing was changed. Start the restore again to see the new plan`, 'PlanChanged');
+  }
+
+  const refs = new Map(run.targets.map((r) => [r.target, r]));
+  // A copy (a scratch drill) touches nothing of the target: it may wait for a backup to finish; an in-place restore is refused at once.
+  const copiesOnly = plan.targets.every((t) => t.mode === 'copy');
+  const held = await holdTargets(run.idPrefix, [...refs.keys()], 'restore', copiesOnly ? 3600 : 0, (t, holder) => progress.set('waiting', `target ${t} is busy: ${holder}`));
+  const steps: string[] = [`approved by ${approvedBy}`];
   try {
-    if (!approved) {
-      progress.set('awaiting approval', "send the 'approve' signal (lifeboat restore … --yes, or the Web UI) to proceed");
-      const timeout = input.approvalTimeoutSeconds ?? DEFAULT_APPROVAL_SECONDS;
-      if (!(await condition(() => approved, timeout * 1000))) {
-        throw ApplicationFailure.nonRetryable(`restore of backup '${backupId}' was not approved within ${timeout}s; nothing was changed`, 'NotApproved');
-      }
-    }
     progress.set('preflight');
-    for (const t of plan.targets) await quick.preflightRestore({ target: t.target, backupId, files: t.artifacts.map((a) => a.file) });
-    const targets = await withWritersStopped(names, steps, progress, () => restoreAll(plan, backupId, progress, steps));
+    for (const t of plan.targets) await on(refs.get(t.target)!.taskQueue).quick.preflightRestore({ target: t.target, backupId, files: t.artifacts.map((a) => a.file), ...ownerOf(input), allowUnsigned: input.allowUnsigned });
+    const inPlace = plan.targets.filter((t) => t.mode === 'in-place').map((t) => refs.get(t.target)!);
+    const context: HookContext = { operation: input.operation ?? 'restore', mode: 'in-place', backupId, workflowId, items: plan.targets.flatMap((t) => t.artifacts.map((a) => ({ item: a.item, name: a.name, into: a.into }))) };
+    const state = { restored: [] as string[], dropped: [] as string[] };
+    const touched = () =>
+      state.restored.length || state.dropped.length
+        ? `already changed: ${[...new Set([...state.dropped.map((d) => `${d} dropped`), ...state.restored.map((r) => `${r} restored from backup ${backupId}`)])].join(', ')}`
+        : 'nothing was dropped or restored yet';
+    const targets = await withWritersStopped(inPlace, context, steps, progress, () => restoreAll(plan, refs, input, progress, steps, state, context), touched);
     progress.set('checks');
-    for (const t of names) steps.push(...(await transfer.sanityChecks({ target: t })).passed.map((p) => `${t}: check ${p}`));
+    for (const t of plan.targets) {
+      if (t.mode === 'copy' && !input.checkCopies) continue;
+      const copies = t.mode === 'copy' ? Object.fromEntries(t.artifacts.map((a) => [a.name, a.into])) : undefined;
+      const passed = (await on(refs.get(t.target)!.taskQueue).transfer.sanityChecks({ target: t.target, ...(copies ? { copies } : {}) })).passed;
+      steps.push(...passed.map((p) => `${t.target}: check ${p}`));
+    }
     progress.set('done');
-    return { backupId, plan, dryRun: false, targets, steps };
+    return { backupId, plan, dryRun: false, targets, steps, approvedBy };
   } finally {
     await held.release();
   }
 }
 
-async function restoreAll(plan: RestorePlan, backupId: string, progress: Tracker, steps: string[]): Promise<TargetRestoreResult[]> {
+function ownerOf(input: RestoreInput): { owner?: string } {
+  return input.owner ? { owner: input.owner } : {};
+}
+
+async function restoreAll(
+  plan: RestorePlan,
+  refs: Map<string, TargetRef>,
+  input: RestoreInput,
+  progress: Tracker,
+  steps: string[],
+  state: { restored: string[]; dropped: string[] },
+  context: HookContext,
+): Promise<TargetRestoreResult[]> {
+  const pins = new Map<string, string>();
+  progress.total(plan.bytes);
   for (const t of plan.targets) {
     for (const a of t.artifacts) {
       progress.set('verify', `${t.target}/${a.file}`);
-      await transfer.verifyStoredArtifact({ target: t.target, backupId, file: a.file });
+      const v = await on(refs.get(t.target)!.taskQueue).transfer.verifyStoredArtifact({ target: t.target, backupId: plan.backupId, file: a.file, allowUnsigned: input.allowUnsigned });
+      if (v.pin) pins.set(`${t.target}/${a.file}`, v.pin);
+      progress.add(a.bytes, `${t.target}/${a.file}`);
     }
   }
-  progress.set('restore');
-  const results = await Promise.all(plan.targets.map((t) => restoreTarget(t, backupId, progress)));
+  progress.total(plan.bytes);
+  const results = await Promise.all(plan.targets.map((t) => restoreTarget(t, refs.get(t.target)!, plan.backupId, input, progress, state, pins)));
   for (const t of plan.targets) {
-    progress.set('post-restore', t.target);
-    steps.push(...(await quick.runHooks({ target: t.target, phase: 'postRestore' })).ran.map((h) => `${t.target}: post-restore ${h}`));
+    if (t.mode !== 'in-place') continue;
+    await runHooks(refs.get(t.target)!, 'postRestore', context, steps, progress, 'post-restore');
   }
   return results;
 }
 
-/**
- * Stops the targets' writers, runs `body`, and starts the writers again
- * whatever happened, from a scope that cancellation cannot interrupt. A
- * failure to start them is reported along with the body's own failure.
- */
-async function withWritersStopped<T>(targets: string[], steps: string[], progress: Tracker, body: () => Promise<T>): Promise<T> {
-  let outcome: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
-  try {
-    for (const t of targets) {
-      progress.set('stop writers', t);
-      steps.push(...(await quick.runHooks({ target: t, phase: 'stopWriters' })).ran.map((h) => `${t}: stopped writers (${h})`));
-    }
-    outcome = { ok: true, value: await body() };
-  } catch (error) {
-    outcome = { ok: false, error };
-  }
-  progress.set('start writers');
-  const started = await CancellationScope.nonCancellable(() => Promise.allSettled(targets.map((t) => quick.runHooks({ target: t, phase: 'startWriters' }))));
-  const startFailures = started.flatMap((r, i) => (r.status === 'rejected' ? [`${targets[i]}: ${causeMessage(r.reason)}`] : []));
-  started.forEach((r, i) => r.status === 'fulfilled' && steps.push(...r.value.ran.map((h) => `${targets[i]}: started writers (${h})`)));
-  if (startFailures.length) {
-    const why = outcome.ok ? 'the restore succeeded' : `the restore failed too: ${causeMessage(outcome.error)}`;
-    throw ApplicationFailure.nonRetryable(`writers could not be started again (${startFailures.join('; ')}); ${why}. Start them by hand.`, 'WritersNotStarted');
-  }
-  if (!outcome.ok) throw outcome.error;
-  return outcome.value;
-}
-
-function causeMessage(err: unknown): string {
-  if (isCancellation(err)) return 'cancelled';
-  const e = err as { message?: string; cause?: { message?: string } };
-  return e.cause?.message ?? e.message ?? String(err);
-}
-
-async function restoreTarget(t: TargetPlan, backupId: string, progress: Tracker): Promise<TargetRestoreResult> {
+async function restoreTarget(
+  t: TargetPlan,
+  ref: TargetRef,
+  backupId: string,
+  input: RestoreInput,
+  progress: Tracker,
+  state: { restored: string[]; dropped: string[] },
+  pins: Map<string, string>,
+): Promise<TargetRestoreResult> {
   const started = Date.now();
+  const { transfer, quick: near } = on(ref.taskQueue);
+  if (input.dropFirst && t.mode === 'in-place') {
+    // Each name once, before any of its artifacts is restored (a ClickHouse database comes as a schema and a stream per table).
+    for (const into of new Set(t.artifacts.map((a) => a.into))) {
+      progress.set('drop', `${t.target}: ${into}`);
+      await near.dropItem({ target: t.target, name: into });
+      state.dropped.push(`${t.target}/${into}`);
+    }
+  }
   for (const a of t.artifacts) {
     progress.set('restore', `${t.target}: ${a.name} -> ${a.into}`);
-    await transfer.restoreItem({ target: t.target, backupId, file: a.file, into: a.into, ...(t.subPrefix !== undefined ? { subPrefix: t.subPrefix } : {}) });
-    progress.add(a.bytes);
+    await transfer.restoreItem({
+      target: t.target,
+      backupId,
+      file: a.file,
+      into: a.into,
+      ...(t.subPrefix !== undefined ? { subPrefix: t.subPrefix } : {}),
+      ...(pins.has(`${t.target}/${a.file}`) ? { pin: pins.get(`${t.target}/${a.file}`) } : {}),
+      ...ownerOf(input),
+      allowUnsigned: input.allowUnsigned,
+    });
+    state.restored.push(`${t.target}/${a.into}`);
+    progress.add(a.bytes, `${t.target}/${a.file}`);
   }
   return {
     target: t.target,

@@ -1,9 +1,9 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { validateBackupId } from '../domain/names';
 import type { ArtifactVerification, TargetVerification, VerifyInput, VerifyResult } from '../domain/plan';
-import { quick, transfer } from './activities';
+import { on, quick } from './activities';
 import { check, trackProgress } from './progress';
-import { withOutcome } from './visibility';
+import { tagRun, withOutcome } from './visibility';
 
 /**
  * Proves a backup can be restored without touching any database: every
@@ -18,7 +18,10 @@ export async function verifyWorkflow(input: VerifyInput): Promise<VerifyResult> 
 async function verifyBody(input: VerifyInput): Promise<VerifyResult> {
   const progress = trackProgress('plan');
   const backupId = check(() => validateBackupId(input.backupId));
-  const plan = await quick.planRestore({ backupId, targets: input.targets });
+  const plan = await quick.planRestore({ backupId, targets: input.targets, allowUnsigned: input.allowUnsigned });
+  const run = await quick.describeRun({ targets: plan.targets.map((t) => t.target) });
+  tagRun(run.searchAttributes, 'verify', run.targets);
+  const queues = new Map(run.targets.map((r) => [r.target, r.taskQueue]));
   progress.total(plan.bytes);
   const targets: TargetVerification[] = [];
   for (const t of plan.targets) {
@@ -26,14 +29,14 @@ async function verifyBody(input: VerifyInput): Promise<VerifyResult> {
     for (const a of t.artifacts) {
       progress.set('verify', `${t.target}/${a.file}`);
       try {
-        const r = await transfer.verifyStoredArtifact({ target: t.target, backupId, file: a.file, inspect: true });
+        const r = await on(queues.get(t.target)).transfer.verifyStoredArtifact({ target: t.target, backupId, file: a.file, inspect: true, allowUnsigned: input.allowUnsigned });
         artifacts.push({ file: a.file, ok: true, bytes: r.bytes, ...(r.inspected ? { detail: r.inspected } : {}) });
       } catch (err) {
         const cause = (err as { cause?: unknown }).cause;
         if (!(cause instanceof ApplicationFailure)) throw err;
         artifacts.push({ file: a.file, ok: false, bytes: a.bytes, error: { type: cause.type ?? 'Error', message: cause.message } });
       }
-      progress.add(a.bytes);
+      progress.add(a.bytes, `${t.target}/${a.file}`);
     }
     const result: TargetVerification = { backupId, target: t.target, kind: t.kind, verifiedAt: new Date().toISOString(), ok: artifacts.every((a) => a.ok), artifacts };
     await quick.recordVerification({ result });

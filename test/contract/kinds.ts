@@ -16,6 +16,9 @@ export interface ContractKind {
 
 import { bucketKind } from './bucket-kind';
 import { clickhouseKind } from './clickhouse-kind';
+import { influxdbKind } from './influxdb-kind';
 import { postgresKind } from './postgres-kind';
+import { redisKind } from './redis-kind';
+import { vaultKind } from './vault-kind';
 
-export const KINDS: ContractKind[] = [postgresKind, bucketKind, clickhouseKind];
+export const KINDS: ContractKind[] = [postgresKind, bucketKind, clickhouseKind, redisKind, influxdbKind, vaultKind];

@@ -1,4 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
+import { loadSigningKey } from '../../src/crypto/sign';
+import type { Trust } from '../../src/repo/catalog';
 import { type Config, type TargetConfig } from '../../src/config';
 import { loadConfig } from '../../src/config/load';
 
@@ -38,4 +40,15 @@ export function testEnv(name: string, opts: { databases?: number } = {}): TestEn
 
 export function withTaskQueue(config: Config, taskQueue: string): Config {
   return { ...config, temporal: { ...config.temporal, taskQueue } };
+}
+
+/** The manifests the stack's config trusts (its signing key's). */
+export function trustOf(config: Config): Trust {
+  return { publicKeys: config.signing?.publicKeys ?? [], allowUnsigned: false };
+}
+
+/** The stack's signing key, for tests that rewrite a manifest as a backup worker would. */
+export function signingKeyOf(config: Config): Promise<KeyObject> {
+  if (!config.signing?.keyFile) throw new Error(`${config.file} has no signing.keyFile`);
+  return loadSigningKey(config.signing.keyFile);
 }

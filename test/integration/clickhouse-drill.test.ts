@@ -4,7 +4,7 @@ import { openRepository } from '../../src/repo';
 import { readManifest } from '../../src/repo/catalog';
 import { quoteIdent } from '../../src/stores/clickhouse/sql';
 import { ch, clickhouseTarget, dropDb, fingerprint, seedEvents } from '../contract/clickhouse-kind';
-import { testEnv, withTaskQueue } from '../helpers/env';
+import { testEnv, withTaskQueue, trustOf } from '../helpers/env';
 import { startHarness, type Harness } from '../helpers/temporal';
 
 /** The clickhouse kind through the real workflows: a real worker, Temporal, MinIO and age. */
@@ -42,7 +42,7 @@ test('drill in place: drop the database, restore it, markers and rows back', asy
 
 test('backup, then restore the whole database under another name; the manifest lists every table', async () => {
   const b = await h.run<BackupResult>('backupWorkflow', { targets: ['events-ch'] });
-  const m = await readManifest(await openRepository(config), 'events-ch', b.backupId);
+  const m = await readManifest(await openRepository(config), 'events-ch', b.backupId, trustOf(config));
   expect(m.kind).toBe('clickhouse');
   expect(m.server.version).toMatch(/^18\.16/);
   expect(m.artifacts.map((a) => a.item)).toEqual([`schema:${db}`, `table:${db}.events`, `table:${db}.kind_counts`, `table:${db}.lifeboat_drill_markers`, `table:${db}.schema_migrations`, `views:${db}`, `table:${db}..inner.daily`]);

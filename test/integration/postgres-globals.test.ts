@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { LifeboatError } from '../../src/errors';
 import type { StoreContext } from '../../src/stores';
@@ -56,33 +57,36 @@ describe('globals SQL, statement by statement', () => {
     expect(plan.createdRoles).toEqual(['App Reader', 'app_owner']);
     expect(plan.existingRoles).toEqual(['lifeboat']);
     expect(plan.createdTablespaces).toEqual(['fast']);
-    expect(plan.sql).not.toMatch(/ROLE lifeboat|TO lifeboat GRANTED|SCRAM-SHA-256\$4096:other/);
-    expect(plan.sql).toContain("ALTER ROLE app_owner WITH LOGIN PASSWORD 'SCRAM-SHA-256$4096:x==$y=:z='");
-    expect(plan.sql).toContain('GRANT app_owner TO "App Reader" GRANTED BY lifeboat;');
-    // Roles run in one transaction, tablespaces afterwards; line numbers in psql's errors still match globals.sql.
-    expect(plan.sql).not.toContain('CREATE TABLESPACE');
-    expect(plan.tablespaceSql).toMatch(/^\\restrict abc123$/m);
-    const statements = plan.tablespaceSql.split('\n').filter((l) => l.trim() && !l.startsWith('--'));
-    expect(statements).toEqual(['\\restrict abc123', "CREATE TABLESPACE fast OWNER app_owner LOCATION '/srv/fast';", '\\unrestrict abc123']);
-    expect(plan.sql.split('\n')).toHaveLength(DUMP.split('\n').length);
-    expect(plan.tablespaceSql.split('\n')).toHaveLength(DUMP.split('\n').length);
-    expect(plan.tablespaceSql.split('\n').indexOf("CREATE TABLESPACE fast OWNER app_owner LOCATION '/srv/fast';")).toBe(DUMP.split('\n').indexOf("CREATE TABLESPACE fast OWNER app_owner LOCATION '/srv/fast';"));
+    const sql = plan.statements.join(';\n');
+    expect(sql).not.toMatch(/ROLE lifeboat|TO lifeboat GRANTED|SCRAM-SHA-256\$4096:other/);
+    expect(sql).toContain("ALTER ROLE app_owner WITH LOGIN PASSWORD 'SCRAM-SHA-256$4096:x==$y=:z='");
+    expect(sql).toContain('GRANT app_owner TO "App Reader" GRANTED BY lifeboat');
+    // Roles run in one transaction, tablespaces afterwards; no meta-command, no comment.
+    expect(sql).not.toContain('CREATE TABLESPACE');
+    expect(sql).not.toMatch(/\\|--/);
+    expect(plan.tablespaceStatements).toEqual(["CREATE TABLESPACE fast OWNER app_owner LOCATION '/srv/fast'"]);
   });
 
-  test('no psql meta-command runs but pg_dumpall\'s \\restrict guard', () => {
+  test('no psql meta-command ever runs: the statements go to the server one by one, and only the kinds a globals dump has', () => {
     const plan = planGlobals('\\restrict k\nCREATE ROLE a;\n\\! touch /tmp/owned\n\\unrestrict k\n', { roles: new Set(), tablespaces: new Set(), self: 'lifeboat' });
-    expect(plan.sql).toBe('\\restrict k\nCREATE ROLE a;\n/* lifeboat: skipped (psql meta-command) */\n\\unrestrict k\n');
-    expect(plan.tablespaceSql).toBe('');
+    expect(plan.statements).toEqual(['CREATE ROLE a']);
+    expect(plan.tablespaceStatements).toEqual([]);
+    const empty = { roles: new Set<string>(), tablespaces: new Set<string>(), self: 'lifeboat' };
+    expect(() => planGlobals("CREATE ROLE a;\nCOPY (SELECT 1) TO PROGRAM 'touch /tmp/owned';\n", empty)).toThrow(/holds a statement no pg_dumpall --globals-only writes \("COPY \(SELECT 1\) TO PROGRAM/);
+    expect(() => planGlobals('CREATE ROLE a;\nSELECT 1 \\! touch /tmp/owned\n;', empty)).toThrow(/holds a statement no pg_dumpall --globals-only writes/);
+    expect(() => planGlobals('GRANT SELECT ON TABLE t TO a;', empty)).toThrow(/holds a statement/);
+    expect(planGlobals('GRANT ALL ON TABLESPACE fast TO a;', empty).tablespaceStatements).toEqual(['GRANT ALL ON TABLESPACE fast TO a']);
   });
 
   test('existing roles, memberships between them and tablespaces are left as they are', () => {
     const plan = planGlobals(DUMP, { roles: new Set(['app_owner', 'old_a', 'old_b']), tablespaces: new Set(['fast']), self: 'lifeboat' });
     expect(plan.createdRoles).toEqual(['App Reader']);
     expect(plan.existingRoles.sort()).toEqual(['app_owner', 'lifeboat']);
-    expect(plan.sql).not.toMatch(/CREATE ROLE app_owner|ALTER ROLE app_owner|COMMENT ON ROLE app_owner|GRANT old_a|CREATE TABLESPACE/);
-    expect(plan.tablespaceSql).toBe('');
+    const sql = plan.statements.join(';\n');
+    expect(sql).not.toMatch(/CREATE ROLE app_owner|ALTER ROLE app_owner|COMMENT ON ROLE app_owner|GRANT old_a|CREATE TABLESPACE/);
+    expect(plan.tablespaceStatements).toEqual([]);
     // A membership of a newly created role is restored.
-    expect(plan.sql).toContain('GRANT app_owner TO "App Reader"');
+    expect(sql).toContain('GRANT app_owner TO "App Reader"');
   });
 });
 
@@ -162,13 +166,24 @@ describe('globals against the real server', () => {
     expect(logs.at(-1)!.meta).toMatchObject({ createRoles: [], existingRolesLeftAsTheyAre: expect.arrayContaining([owner, reader, 'lifeboat']) });
   });
 
-  test('a real error stops the globals restore with psql\'s words and its line in globals.sql, not hidden among "already exists"', async () => {
+  test('a backslash in the middle of a statement reaches the server as SQL, never a shell: it fails, and the roles are rolled back', async () => {
+    const extra = uniq('lbt_bs');
+    const owned = `/tmp/${uniq('lifeboat-owned')}`;
+    const sql = `CREATE ROLE ${extra};\nALTER ROLE ${extra} WITH LOGIN \\! touch ${owned}\n;\n`;
+    const err = (await store.restore(ctx, globalsItem, 'globals', Readable.from([sql])).catch((e: unknown) => e)) as LifeboatError;
+    expect(err.type).toBe('GlobalsRestoreFailed');
+    expect(err.message).toContain('syntax error');
+    expect(await roleState(extra)).toBeUndefined();
+    expect(existsSync(owned)).toBe(false);
+  });
+
+  test('a real error stops the globals restore with the server\'s words and where, not hidden among "already exists"', async () => {
     const extra = uniq('lbt_extra');
     const sql = `CREATE ROLE ${extra};\nCREATE ROLE lifeboat;\nCREATE TABLESPACE ${uniq('lbt_ts')} LOCATION '/nonexistent/lifeboat-test';\nCREATE ROLE never_reached_${extra};\n`;
     try {
       const err = (await store.restore(ctx, globalsItem, 'globals', Readable.from([sql])).catch((e: unknown) => e)) as LifeboatError;
       expect(err.type).toBe('GlobalsRestoreFailed');
-      expect(err.message).toMatch(/stopped at an error: psql exited with code 3: psql:<stdin>:3: ERROR: {2}directory "\/nonexistent\/lifeboat-test" does not exist/);
+      expect(err.message).toMatch(/stopped at tablespace statement 1 of 1: directory "\/nonexistent\/lifeboat-test" does not exist/);
       expect(err.message).toContain('existing roles were left as they were');
       expect(store.isPermanent(err)).toBe(true);
       // The roles went in first, in their own transaction; a retry skips them.
@@ -185,7 +200,7 @@ describe('globals against the real server', () => {
     try {
       const err = (await store.restore(ctx, globalsItem, 'globals', Readable.from([sql])).catch((e: unknown) => e)) as LifeboatError;
       expect(err.type).toBe('GlobalsRestoreFailed');
-      expect(err.message).toContain('psql:<stdin>:2: ERROR:');
+      expect(err.message).toContain(`stopped at statement 2 of 2 (ALTER ROLE ${extra} …)`);
       expect(err.message).not.toContain('not-for-logs');
       // The roles' transaction was rolled back: no half-made role for a retry to mistake for an existing one.
       expect(await roleState(extra)).toBeUndefined();

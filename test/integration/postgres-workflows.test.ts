@@ -3,7 +3,7 @@ import type { BackupResult, DrillResult, RestoreResult } from '../../src/domain/
 import { makeBackupId } from '../../src/domain/names';
 import { openRepository } from '../../src/repo';
 import { readManifest, writeManifest } from '../../src/repo/catalog';
-import { testEnv, uniq, withTaskQueue } from '../helpers/env';
+import { testEnv, uniq, withTaskQueue, trustOf, signingKeyOf } from '../helpers/env';
 import { countRows, createDatabase, databaseExists, dropDatabase, pg, seedApp } from '../helpers/pg';
 import { failureOf, startHarness, type Harness } from '../helpers/temporal';
 
@@ -42,12 +42,12 @@ afterAll(async () => {
 test('backup: the globals first, then one artifact per database, each with its facts in the manifest', async () => {
   const backupId = makeBackupId(new Date(), randomBytes(2).toString('hex'));
   await run<BackupResult>('backupWorkflow', { targets: ['app-pg'], backupId });
-  const m = await readManifest(await openRepository(config), 'app-pg', backupId);
+  const m = await readManifest(await openRepository(config), 'app-pg', backupId, trustOf(config));
   expect(m.artifacts.map((a) => [a.name, a.file, a.format])).toEqual([
-    ['globals', 'globals.sql.age', 'pg_dumpall-globals'],
-    [db0, `${db0}.dump.age`, 'pg_dump-custom'],
-    [db1, `${db1}.dump.age`, 'pg_dump-custom'],
-    [db2, `${db2}.dump.age`, 'pg_dump-custom'],
+    ['globals', 'globals.sql.zst.age', 'pg_dumpall-globals'],
+    [db0, `${db0}.dump.zst.age`, 'pg_dump-custom'],
+    [db1, `${db1}.dump.zst.age`, 'pg_dump-custom'],
+    [db2, `${db2}.dump.zst.age`, 'pg_dump-custom'],
   ]);
   expect(m.artifacts[0]!.meta).toMatchObject({ roles: expect.arrayContaining([role]) });
   expect(m.artifacts[2]!.meta).toMatchObject({ owner: role, extensions: [{ name: 'plpgsql', version: '1.0' }] });
@@ -78,7 +78,7 @@ test('drills restore only the drill database, never the globals, in both modes',
   for (const mode of ['in-place', 'scratch'] as const) {
     const r = await run<DrillResult>('drillWorkflow', { mode });
     expect(r).toMatchObject({ ok: true, mode, stores: [{ target: 'app-pg', markers: { expected: 137, found: 137, missing: [], unexpected: 0 } }] });
-    const m = await readManifest(await openRepository(config), 'app-pg', r.backupId);
+    const m = await readManifest(await openRepository(config), 'app-pg', r.backupId, trustOf(config));
     expect(m.artifacts[0]!.name).toBe('globals');
     if (mode === 'scratch') expect(await databaseExists(config, `lifeboat_drill_${r.nonce.replace(/-/g, '').slice(0, 8)}`)).toBe(false);
   }
@@ -90,10 +90,10 @@ test('a restore whose database needs an extension the server lacks fails in the 
   const backupId = makeBackupId(new Date(), randomBytes(2).toString('hex'));
   await run<BackupResult>('backupWorkflow', { targets: ['app-pg'], backupId });
   const repo = await openRepository(config);
-  const m = await readManifest(repo, 'app-pg', backupId);
+  const m = await readManifest(repo, 'app-pg', backupId, trustOf(config));
   // As if the database had used PostGIS: the manifest's meta is what the restore checks.
   const needs = (a: (typeof m.artifacts)[number]) => (a.name === db2 ? { ...a, meta: { ...a.meta, extensions: [{ name: 'postgis', version: '3.4.2' }] } } : a);
-  await writeManifest(repo, { ...m, artifacts: m.artifacts.map(needs) });
+  await writeManifest(repo, { ...m, artifacts: m.artifacts.map(needs) }, await signingKeyOf(config));
   await pg(config, db1, (c) => c.query("INSERT INTO tenants (name) VALUES ('after-the-backup')"));
   const rows = await countRows(config, db1);
   const f = await failureOf(run('restoreWorkflow', { backupId, yes: true }));

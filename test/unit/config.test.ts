@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { configReference } from '../../src/config/reference';
+import { kindSettings } from '../../src/stores';
 import { parseConfig } from '../../src/config/load';
 
 const base = `
@@ -63,5 +66,11 @@ describe('config', () => {
       }
     })();
     expect(err).toMatch(/'retention.keepLast' must be a number/);
+  });
+});
+
+describe('the schema is the documentation', () => {
+  it('docs/config-reference.md is what `lifeboat config reference` prints (regenerate it with that command)', () => {
+    expect(readFileSync(`${__dirname}/../../docs/config-reference.md`, 'utf8')).toBe(configReference(kindSettings()));
   });
 });

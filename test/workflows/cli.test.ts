@@ -31,6 +31,7 @@ beforeAll(async () => {
       temporal: { ...base.temporal, taskQueue: env.taskQueue },
       repository: repo,
       encryption: base.encryption,
+      signing: base.signing,
       targets: { 'app-pg': { ...pg, databases: [db] } },
     }),
   );
@@ -62,7 +63,8 @@ test('lifeboat drill --json prints one JSON object with the markers and times of
   try {
     const d = await new Client({ connection }).workflow.getHandle(out.workflowId).describe();
     const sa = (name: string) => d.typedSearchAttributes.get(defineSearchAttributeKey(name, SearchAttributeType.KEYWORD));
-    expect([sa('LifeboatOperation'), sa('LifeboatTarget'), sa('LifeboatKind'), sa('LifeboatOutcome')]).toEqual(['drill', 'app-pg', 'postgres', 'success']);
+    const list = (name: string) => d.typedSearchAttributes.get(defineSearchAttributeKey(name, SearchAttributeType.KEYWORD_LIST));
+    expect([sa('LifeboatOperation'), list('LifeboatTarget'), list('LifeboatKind'), sa('LifeboatOutcome')]).toEqual(['drill', ['app-pg'], ['postgres'], 'success']);
   } finally {
     await connection.close();
   }
@@ -78,16 +80,16 @@ test('lifeboat backup and restore --yes, in words for people', async () => {
   expect(id).toBeDefined();
   const plan = await lifeboat('restore', id!, '--target', 'app-pg', '--dry-run', '--with-worker');
   expect(plan.stdout).toContain(`restore plan for ${id} (dry run: nothing was changed)`);
-  expect(plan.stdout).toMatch(new RegExp(`^    ${db}  from ${db}\\.dump\\.age  `, 'm'));
+  expect(plan.stdout).toMatch(new RegExp(`^    ${db}  from ${db}\\.dump\\.zst\\.age  `, 'm'));
   const r = await lifeboat('restore', id!, '--target', 'app-pg', '--only', db, '--as', `${db}_copy`, '--yes', '--with-worker');
   expect(r.stdout).toContain(`restore of ${id} ok`);
   expect(r.stdout).toContain(`${db} -> ${db}_copy`);
   await dropDatabase(env.config, `${db}_copy`);
 });
 
-test('a restore of an unknown backup exits non-zero and says so', async () => {
+test('a restore of an unknown backup exits 3 (not found) and says so', async () => {
   const r = await lifeboat('restore', '20200101T000000Z-beef', '--yes', '--with-worker', '--json');
-  expect(r.code).toBe(1);
+  expect(r.code).toBe(3);
   expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, type: 'BackupNotFound', error: expect.stringContaining("backup '20200101T000000Z-beef' does not exist") });
 });
 

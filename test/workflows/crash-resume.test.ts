@@ -1,7 +1,5 @@
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
-import { defaultPayloadConverter } from '@temporalio/common';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,6 +9,7 @@ import type { DrillResult } from '../../src/domain/plan';
 import { openRepository } from '../../src/repo';
 import { s3Client } from '../../src/repo/s3';
 import { writeConfigFile } from '../helpers/config-file';
+import { CrashWorker } from '../helpers/crash';
 import { testEnv } from '../helpers/env';
 import { countRows, createDatabase, dropDatabase, pg } from '../helpers/pg';
 
@@ -28,65 +27,12 @@ let dir: string;
 let configFile: string;
 let client: Client;
 let connection: Connection;
-let worker: ChildProcess | undefined;
-
-function startWorker(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(__dirname, '../../bin/lifeboat'), '--config', configFile, 'worker'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let err = '';
-    child.stderr!.on('data', (c: Buffer) => {
-      err += c.toString();
-      if (err.includes('lifeboat worker on task queue')) resolve(child);
-    });
-    child.on('exit', (code) => reject(new Error(`worker exited with ${code}: ${err}`)));
-  });
-}
-
-function kill(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGKILL');
-  });
-}
-
-interface Heartbeat {
-  stage?: string;
-  item?: string;
-  bytes?: number;
-}
-
-/** Waits until `workflowId` has a running activity of `type` whose last heartbeat satisfies `ok`. */
-async function waitForActivity(workflowId: string, type: string, ok: (hb: Heartbeat) => boolean): Promise<Heartbeat> {
-  const seen = new Set<string>();
-  for (let i = 0; i < 1200; i++) {
-    try {
-      const d = await client.workflow.getHandle(workflowId).describe();
-      for (const pa of d.raw.pendingActivities ?? []) {
-        if (pa.activityType?.name !== type) continue;
-        const payload = pa.heartbeatDetails?.payloads?.[0];
-        const hb = (payload ? defaultPayloadConverter.fromPayload(payload) : {}) as Heartbeat;
-        seen.add(JSON.stringify(hb));
-        if (ok(hb)) return hb;
-      }
-    } catch {
-      // the child workflow may not exist yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`no ${type} activity of ${workflowId} reached the kill point; heartbeats seen: ${[...seen].join(' ') || 'none'}`);
-}
-
-async function crashAt(workflowId: string, type: string, ok: (hb: Heartbeat) => boolean): Promise<void> {
-  const hb = await waitForActivity(workflowId, type, ok);
-  await kill(worker!);
-  process.stderr.write(`killed the worker during ${type} at ${JSON.stringify(hb)}\n`);
-  worker = await startWorker();
-}
+const workers = new CrashWorker(() => configFile, () => client);
 
 async function expectCleanRepository(backupId: string): Promise<void> {
   const repo = await openRepository(env.config);
   const files = (await repo.list(`app-pg/${backupId}`)).map((e) => e.name).sort();
-  expect(files).toEqual(['globals.sql.age', 'globals.sql.age.sha256', 'manifest.json', `${db}.dump.age`, `${db}.dump.age.sha256`].sort());
+  expect(files).toEqual(['globals.sql.zst.age', 'globals.sql.zst.age.sha256', 'manifest.json', 'manifest.json.sig', `${db}.dump.zst.age`, `${db}.dump.zst.age.sha256`].sort());
   const cfg = env.config.repository as S3RepositoryConfig;
   const open = await (await s3Client(cfg)).send(new ListMultipartUploadsCommand({ Bucket: cfg.bucket, Prefix: `${cfg.prefix}/` }));
   expect(open.Uploads ?? []).toEqual([]);
@@ -105,11 +51,11 @@ beforeAll(async () => {
   await pg(env.config, db, (c) => c.query(`CREATE TABLE events AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS body FROM generate_series(1, ${ROWS}) AS g`));
   connection = await Connection.connect({ address: env.config.temporal.address });
   client = new Client({ connection, namespace: env.config.temporal.namespace });
-  worker = await startWorker();
+  await workers.start();
 });
 
 afterAll(async () => {
-  if (worker && worker.exitCode === null) await kill(worker);
+  await workers.kill();
   await connection?.close();
   await dropDatabase(env.config, db);
   await rm(dir, { recursive: true, force: true });
@@ -117,9 +63,9 @@ afterAll(async () => {
 
 test('killed mid-upload of the backup and once the restore has dropped the database, the drill completes with every marker and row', async () => {
   const { id, handle } = await drill();
-  await crashAt(`${id}/backup`, 'backupItem', (hb) => hb.stage === 'upload' && (hb.bytes ?? 0) > 0);
+  await workers.crashAt(`${id}/backup`, 'backupItem', (hb) => hb.stage === 'upload' && (hb.bytes ?? 0) > 0);
   // Once the destructive part has begun (drop, recreate, pg_restore): the retry must start from a clean database.
-  await crashAt(`${id}/restore`, 'restoreItem', (hb) => hb.stage === 'drop' || hb.stage === 'restore');
+  await workers.crashAt(`${id}/restore`, 'restoreItem', (hb) => hb.stage === 'drop' || hb.stage === 'restore');
   const r = (await handle.result()) as DrillResult;
   expect(r.ok).toBe(true);
   expect(r.stores[0]!.markers).toMatchObject({ expected: 137, found: 137 });
@@ -129,8 +75,8 @@ test('killed mid-upload of the backup and once the restore has dropped the datab
 
 test('killed as the dump starts and in the middle of verifying, the drill completes just the same', async () => {
   const { id, handle } = await drill();
-  await crashAt(`${id}/backup`, 'backupItem', (hb) => hb.stage === 'dump');
-  await crashAt(`${id}/restore`, 'verifyStoredArtifact', (hb) => hb.stage === 'verify' && (hb.bytes ?? 0) > 0);
+  await workers.crashAt(`${id}/backup`, 'backupItem', (hb) => hb.stage === 'dump');
+  await workers.crashAt(`${id}/restore`, 'verifyStoredArtifact', (hb) => hb.stage === 'verify' && (hb.bytes ?? 0) > 0);
   const r = (await handle.result()) as DrillResult;
   expect(r.ok).toBe(true);
   expect(r.stores[0]!.markers.found).toBe(137);

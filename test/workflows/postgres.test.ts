@@ -6,7 +6,7 @@ import { makeBackupId } from '../../src/domain/names';
 import { openRepository } from '../../src/repo';
 import { listBackups, readManifest } from '../../src/repo/catalog';
 import { s3Client } from '../../src/repo/s3';
-import { testEnv, withTaskQueue } from '../helpers/env';
+import { testEnv, withTaskQueue, trustOf } from '../helpers/env';
 import { countRows, createDatabase, databaseExists, dropDatabase, pg, seedApp } from '../helpers/pg';
 import { failureOf, startHarness, type Harness } from '../helpers/temporal';
 
@@ -60,11 +60,11 @@ test('backup writes artifacts with sidecars and the manifest; restore puts lost 
   const b = await run<BackupResult>('backupWorkflow', { targets: ['app-pg'], backupId });
   expect(b.backupId).toBe(backupId);
   const repo = await openRepository(config);
-  const m = await readManifest(repo, 'app-pg', backupId);
+  const m = await readManifest(repo, 'app-pg', backupId, trustOf(config));
   expect(m).toMatchObject({ kind: 'postgres', target: 'app-pg', encryption: { format: 'age' } });
   expect(m.server.version).toMatch(/^15\./);
   const art = m.artifacts.find((a) => a.name === db)!;
-  expect(art).toMatchObject({ file: `${db}.dump.age`, name: db, encryption: 'age' });
+  expect(art).toMatchObject({ file: `${db}.dump.zst.age`, name: db, encryption: 'age' });
   expect(await repo.getText(`app-pg/${backupId}/${art.file}.sha256`)).toBe(`${art.sha256}  ${art.file}\n`);
   expect((await listBackups(repo, ['app-pg'])).map((x) => x.backupId)).toContain(backupId);
 
@@ -80,14 +80,14 @@ test('a tampered artifact fails the restore with the checksum message, and the d
   await run<BackupResult>('backupWorkflow', { targets: ['app-pg'], backupId });
   const repoCfg = config.repository as S3RepositoryConfig;
   const s3 = await s3Client(repoCfg);
-  const key = `${repoCfg.prefix}/app-pg/${backupId}/${db}.dump.age`;
+  const key = `${repoCfg.prefix}/app-pg/${backupId}/${db}.dump.zst.age`;
   const body = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: repoCfg.bucket, Key: key }))).Body!.transformToByteArray());
   body.writeUInt8(body.readUInt8(body.length - 100) ^ 0x01, body.length - 100);
   await s3.send(new PutObjectCommand({ Bucket: repoCfg.bucket, Key: key, Body: body }));
 
   await pg(config, db, (c) => c.query("INSERT INTO tenants (name) VALUES ('after-the-backup')"));
   const rows = await countRows(config, db);
-  const m = await readManifest(await openRepository(config), 'app-pg', backupId);
+  const m = await readManifest(await openRepository(config), 'app-pg', backupId, trustOf(config));
   const f = await failureOf(run('restoreWorkflow', { backupId, yes: true }));
   expect(f.type).toBe('ChecksumMismatch');
   expect(f.message).toContain(`artifact 's3://${repoCfg.bucket}/${key}' failed its checksum (expected ${m.artifacts.find((a) => a.name === db)!.sha256}, got `);

@@ -49,7 +49,7 @@ describe('retention', () => {
     const repo = await openRepository(config);
     // An interrupted backup (no manifest) from long ago, and a folder that is not lifeboat's.
     const interrupted = id(7).replace('202610', '202609');
-    await repo.putText(artifactKey('app-pg', interrupted, `${db}.dump.age`), 'partial');
+    await repo.putText(artifactKey('app-pg', interrupted, `${db}.dump.zst.age`), 'partial');
     await repo.putText('app-pg/not-a-backup/keep-me.txt', 'mine');
 
     const dry = await run<PruneResult>(h, 'pruneWorkflow', { dryRun: true });
@@ -86,7 +86,7 @@ describe('Object Lock', () => {
   test('locked artifacts cannot be deleted or overwritten, and prune skips them and says so', async () => {
     const [older, newer] = [id(10), id(11)];
     for (const backupId of [older, newer]) await run(h, 'backupWorkflow', { targets: ['app-pg'], backupId });
-    const key = `${cfg.prefix}/${artifactKey('app-pg', older, `${db}.dump.age`)}`;
+    const key = `${cfg.prefix}/${artifactKey('app-pg', older, `${db}.dump.zst.age`)}`;
     const head = await s3.send(new GetObjectCommand({ Bucket: cfg.bucket, Key: key }));
     expect(head.ObjectLockMode).toBe('GOVERNANCE');
     const original = Buffer.from(await head.Body!.transformToByteArray());

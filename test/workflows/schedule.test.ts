@@ -1,7 +1,7 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { loadConfig } from '../../src/config/load';
@@ -66,12 +66,15 @@ async function until<T>(what: string, seconds: number, fn: () => Promise<T | und
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'lifeboat-schedule-'));
   const base = stackConfig();
-  const pg = base.targets.get('app-pg')!.settings;
+  // Without the stack's pitr: section: its PITR schedules are tested in test/unit/pitr.test.ts.
+  const pg = { ...base.targets.get('app-pg')!.settings };
+  delete pg.pitr;
   const config = (targets: Record<string, unknown>, backups: Record<string, string>) =>
     stringify({
       temporal: { ...base.temporal, taskQueue: env.taskQueue },
       repository: env.config.repository,
       encryption: base.encryption,
+      signing: base.signing,
       targets,
       schedules: { idPrefix, timezone: 'UTC', backups },
     });
@@ -143,6 +146,33 @@ test('trigger runs the backup schedule now, and a worker on the task queue makes
   });
   expect(run).toMatchObject({ cron: '0 2 * * *', overlap: 'SKIP', paused: false, lastRun: { workflowId: r.started.workflowId } });
   expect(run.nextRuns[0]).toMatch(/T02:00:00\.000Z$/);
+
+  // Found by target, with its outcome, like a run the CLI starts.
+  const found = await until('the scheduled run by LifeboatTarget', 30, async () => {
+    const ids: string[] = [];
+    for await (const w of h.client.workflow.list({ query: `LifeboatTarget = 'app-pg' AND LifeboatOperation = 'backup' AND LifeboatOutcome = 'success' AND TaskQueue = '${env.taskQueue}'` })) ids.push(w.workflowId);
+    return ids.includes(r.started.workflowId) ? ids : undefined;
+  });
+  expect(found).toContain(r.started.workflowId);
+});
+
+test('a run started with the stock temporal CLI, as docs/temporal.md shows, is found by target and gets its outcome', async () => {
+  const temporal = join(process.env.LIFEBOAT_CACHE_DIR ?? join(homedir(), '.cache/lifeboat'), 'bin/temporal');
+  const workflowId = `backup/app-pg/by-hand-${uniq('x')}`;
+  await new Promise<void>((resolve, reject) =>
+    execFile(
+      temporal,
+      ['workflow', 'start', '--address', env.config.temporal.address, '--task-queue', env.taskQueue, '--type', 'backupWorkflow', '--workflow-id', workflowId, '--input', '{"targets":["app-pg"]}'],
+      (err) => (err ? reject(err) : resolve()),
+    ),
+  );
+  await h.client.workflow.getHandle(workflowId).result();
+  const found = await until('the stock-CLI run by LifeboatTarget', 30, async () => {
+    const ids: string[] = [];
+    for await (const w of h.client.workflow.list({ query: `LifeboatTarget = 'app-pg' AND LifeboatOutcome = 'success' AND WorkflowId = '${workflowId}'` })) ids.push(w.workflowId);
+    return ids.length ? ids : undefined;
+  });
+  expect(found).toEqual([workflowId]);
 });
 
 test('apply again changes nothing and makes no duplicates; a target removed from config loses its schedule', async () => {
@@ -172,6 +202,6 @@ test('pause --all with a note, unpause one; apply leaves an operator’s pause a
   expect(a.schedules.find((s: { id: string }) => s.id === ids.app)).toMatchObject({ result: 'unchanged', paused: true, note: 'maintenance window' });
 
   const missing = await lifeboat(withoutOld, 'schedule', 'trigger', 'backup-nope', '--json');
-  expect(missing.code).toBe(1);
+  expect(missing.code).toBe(3); // not found
   expect(JSON.parse(missing.stdout)).toMatchObject({ ok: false, type: 'ScheduleNotFound', error: expect.stringContaining(`schedule '${idPrefix}-backup-nope' does not exist`) });
 });

@@ -10,6 +10,9 @@ import { testEnv } from '../helpers/env';
 import { createDatabase, dropDatabase, seedApp } from '../helpers/pg';
 import { freePort, sample, startWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
 
+/** Tests read manifests whatever their signature. */
+const anyTrust = { publicKeys: [], allowUnsigned: true };
+
 /**
  * A `lifeboat worker` process as an operator runs it (the built CLI, a config
  * with `metrics:`): its Prometheus endpoint carries the Temporal SDK's series
@@ -68,7 +71,7 @@ test('metrics: the SDK runtime series and per-target facts that match the backup
   expect(b.code).toBe(0);
   const backup = JSON.parse(b.stdout).result as BackupResult;
   const repo = await openRepository(env.config);
-  const m = await readManifest(repo, 'app-pg', backup.backupId);
+  const m = await readManifest(repo, 'app-pg', backup.backupId, anyTrust);
   const stored = m.artifacts.reduce((s, a) => s + a.bytes, 0);
 
   const afterBackup = await scrape();
@@ -83,7 +86,7 @@ test('metrics: the SDK runtime series and per-target facts that match the backup
   expect(d.code).toBe(0);
   const drill = JSON.parse(d.stdout) as DrillResult & { workflowId: string };
   const s = drill.stores[0]!;
-  const dm = await readManifest(repo, 'app-pg', drill.backupId);
+  const dm = await readManifest(repo, 'app-pg', drill.backupId, anyTrust);
 
   const afterDrill = await scrape();
   expect(sample(afterDrill, 'lifeboat_last_drill_success', labels)).toBe(1);

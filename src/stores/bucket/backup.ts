@@ -1,8 +1,9 @@
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
 import { CopyObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, PutObjectRetentionCommand, type CopyObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { sealStream } from '../../crypto';
+import { compressionPays, compressor, looksCompressed, SAMPLE_BYTES } from '../../repo/compress';
 import type { StoreContext } from '../types';
 import { Collect, SizeGate } from './gates';
 import { INDEX_FORMAT, type IndexEntry, type IndexHeader } from './object-index';
@@ -103,6 +104,7 @@ export async function backupBucket(d: BackupDeps): Promise<{ header: IndexHeader
       pool: got?.pool ?? o.pool,
       stored: stored.stored,
       sha256: stored.sha256,
+      ...(stored.compression ? { compression: stored.compression } : {}),
     });
   }
   if (rs?.lock) await extendLocks(ctx, rs, scope, objects.filter((o) => ledger.has(o.pool)).map((o) => o.pool), s.concurrency);
@@ -237,18 +239,52 @@ class Copier {
     const gate = new SizeGate(size, `s3://${s.bucket}/${o.key}`);
     const out = scope.encryption ? sealStream(scope.encryption.recipients) : new PassThrough();
     const contentType = got.ContentType ? { contentType: got.ContentType } : {};
+    const { source: plain, compress } = await this.worthCompressing(body, o.key, got.ContentType);
+    const zipped = compress ? compressor(scope.compression!) : new PassThrough();
+    const how = compress ? { compression: 'zstd' as const } : {};
     if (this.rs && size < SMALL) {
       const sink = new Collect();
-      await pipeline(body, gate, out, sink, { signal });
+      await pipeline(plain, gate, zipped, out, sink, { signal });
       const bytes = sink.bytes();
       await this.rs.client.send(
         new PutObjectCommand({ Bucket: this.rs.bucket, Key: this.rs.key(poolPath(scope.dir, pool)), Body: bytes, ContentLength: bytes.length, ContentMD5: createHash('md5').update(bytes).digest('base64'), ...lockParams(this.rs) }),
         { abortSignal: signal },
       );
-      return { stored: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex'), etag, size, pool, ...contentType };
+      return { stored: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex'), etag, size, pool, ...contentType, ...how };
     }
-    pipeline(body, gate, out).catch(() => undefined); // a failure destroys `out`, which aborts the upload
+    pipeline(plain, gate, zipped, out).catch(() => undefined); // a failure destroys `out`, which aborts the upload
     const put = await scope.repo.put(poolPath(scope.dir, pool), out, signal);
-    return { stored: put.bytes, sha256: put.sha256, etag, size, pool, ...contentType };
+    return { stored: put.bytes, sha256: put.sha256, etag, size, pool, ...contentType, ...how };
+  }
+
+  /**
+   * Whether to compress an object on its way into the pool: not when the
+   * config says none, not when its name or type says it is compressed already,
+   * and otherwise only if its first 128 KiB shrink by a tenth. Returns the
+   * stream again with what was read of it in front.
+   */
+  private async worthCompressing(body: Readable, key: string, contentType?: string): Promise<{ source: Readable; compress: boolean }> {
+    const c = this.d.scope.compression;
+    if (!c || c.algorithm === 'none' || looksCompressed(key, contentType)) return { source: body, compress: false };
+    const head: Buffer[] = [];
+    let n = 0;
+    const it = body[Symbol.asyncIterator]();
+    let done = false;
+    while (n < SAMPLE_BYTES) {
+      const r = await it.next();
+      if (r.done) {
+        done = true;
+        break;
+      }
+      head.push(r.value as Buffer);
+      n += (r.value as Buffer).length;
+    }
+    const sample = Buffer.concat(head);
+    const rest = async function* () {
+      yield sample;
+      if (done) return;
+      for (let r = await it.next(); !r.done; r = await it.next()) yield r.value as Buffer;
+    };
+    return { source: Readable.from(rest(), { objectMode: false }), compress: compressionPays(sample.subarray(0, SAMPLE_BYTES), c.level) };
   }
 }

@@ -14,7 +14,7 @@ import { backupBucket } from './backup';
 import { inspectIndex } from './inspect';
 import { INDEX_FORMAT, indexStream, readIndex } from './object-index';
 import { poolGarbage, type Scope } from './pool';
-import { restoreBucket, type RestoreDeps } from './restore';
+import { planBucketRestore, restoreBucket, type RestoreDeps } from './restore';
 import { deleteKeys, describeS3, isNoSuchBucket, isPermanentS3, listAll, makeClient } from './s3';
 import { isMarker } from './select';
 import { parseBucketSettings, validBucketName, type BucketSettings } from './settings';
@@ -26,6 +26,8 @@ const SDK_VERSION: string = require('@aws-sdk/client-s3/package.json').version;
 /** The S3 API has one version; the server rarely says more about itself than its name. */
 const S3_API = 'S3 API 2006-03-01';
 const SCRATCH = 'lifeboat-drill-';
+/** A dry run lists at most this many keys (the plan travels in the workflow's history). */
+const PREVIEW_LINES = 2000;
 
 export interface BucketStoreOptions {
   /** The repository to use when the context has none: for tests and benchmarks outside an activity. */
@@ -80,7 +82,7 @@ export class BucketStore implements Store {
       // Guessing here could store a bucket unencrypted: the caller must say.
       throw new LifeboatError('ConfigError', `target ${this.target}: the repository scope does not say how to encrypt; pass the config's encryption`);
     }
-    return { repo: r.repo, dir: r.dir, encryption: r.encryption, location: r.location, backupId: r.backupId };
+    return { repo: r.repo, dir: r.dir, encryption: r.encryption, compression: r.compression, location: r.location, backupId: r.backupId };
   }
 
   async probe(ctx: StoreContext): Promise<ProbeResult> {
@@ -143,6 +145,20 @@ export class BucketStore implements Store {
     ctx.log.info('bucket restored', { target: this.target, into, ...stats });
   }
 
+  /** A dry run's answer: every key a restore into `into` would write or delete, and nothing outside the (sub-)prefix. Read-only. */
+  async preview(ctx: StoreContext, item: BackupItem, into: string, source: Readable, options: RestoreOptions = {}): Promise<string[]> {
+    validBucketName('restore bucket', into);
+    const { header, entries } = await readIndex(source);
+    const p = await this.call(into, (client) => planBucketRestore({ ctx, client, s: this.s, item: item.item, into, subPrefix: options.subPrefix }, header, entries));
+    const where = `s3://${into}/${this.s.prefix}${options.subPrefix ?? ''}`;
+    const lines = [
+      `${where}: write ${p.data.length + p.markerWrites.length}, delete ${p.extra.length}, unchanged ${p.unchanged}; nothing outside ${where} is read, written or deleted`,
+      ...[...p.data, ...p.markerWrites].map((e) => `write  ${this.s.prefix}${e.key}`),
+      ...p.extra.map((k) => `delete ${this.s.prefix}${k}`),
+    ];
+    return lines.length > PREVIEW_LINES ? [...lines.slice(0, PREVIEW_LINES), `… and ${lines.length - PREVIEW_LINES} more keys`] : lines;
+  }
+
   /** For `lifeboat verify`: reads every pool object the index names and checks it. Read-only. */
   async inspect(ctx: StoreContext, item: BackupItem, plaintext: Readable): Promise<string> {
     return inspectIndex(ctx, this.scope(ctx), item.item, plaintext, this.s.concurrency);
@@ -189,10 +205,20 @@ export class BucketStore implements Store {
     return `${this.s.prefix}${this.s.drillPrefix}${nonce}/`;
   }
 
-  /** Writes `<prefix><drillPrefix><nonce>/<seq>.json`, the nonce in each body. Idempotent (same nonce, same objects). */
+  /**
+   * Writes `<prefix><drillPrefix><nonce>/<seq>.json`, the nonce in each body,
+   * after removing the markers of drills more than a day old: the folder in
+   * the live bucket holds one night's markers, not a growing pile. Idempotent
+   * (same nonce, same objects).
+   */
   async seedMarkers(ctx: StoreContext, name: string, count: number, nonce: string): Promise<void> {
     roomFor(ctx.signal, this.s.concurrency * 8 + 64);
     const dir = this.markerFolder(nonce);
+    const dayAgo = Date.now() - 86_400_000;
+    await this.call(name, async (client) => {
+      const old = (await listAll(client, name, `${this.s.prefix}${this.s.drillPrefix}`, ctx.signal)).filter((o) => !o.key.startsWith(dir) && o.lastModified !== '' && Date.parse(o.lastModified) < dayAgo);
+      await deleteKeys(client, name, old.map((o) => o.key), ctx.signal);
+    });
     const seqs = Array.from({ length: count }, (_, i) => i + 1);
     await this.call(name, (client) =>
       forEachLimit(seqs, this.s.concurrency, ctx.signal, async (seq) => {

@@ -2,6 +2,7 @@ import { PassThrough, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { openStream } from '../../crypto';
 import { loadIdentities } from '../../repo/artifacts';
+import { decompressor } from '../../repo/compress';
 import type { StoreContext } from '../types';
 import { SizeGate, StoredGate } from './gates';
 import { readIndex } from './object-index';
@@ -32,8 +33,9 @@ export async function inspectIndex(ctx: StoreContext, scope: Scope, item: string
       const url = scope.repo.url(key);
       const stored = await scope.repo.get(key, signal);
       const opened = identities ? openStream(identities) : new PassThrough();
+      const unzipped = identities ? decompressor(e.compression, url) : new PassThrough();
       const size = identities ? new SizeGate(e.size, `pool object '${url}'`) : new PassThrough();
-      await pipeline(stored, new StoredGate(url, e), opened, size, discard(), { signal });
+      await pipeline(stored, new StoredGate(url, e), opened, unzipped, size, discard(), { signal });
       meter.add(1, e.stored);
     }),
   );

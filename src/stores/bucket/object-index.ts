@@ -35,6 +35,8 @@ export interface IndexEntry {
   /** Bytes and SHA-256 of the pool object as stored (ciphertext when encrypted). */
   stored: number;
   sha256: string;
+  /** The pool object holds the object compressed with zstd (under its encryption). */
+  compression?: 'zstd';
 }
 
 export function indexStream(header: IndexHeader, entries: readonly IndexEntry[]): Readable {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
+import type { CompressionConfig } from '../../domain/compression';
 import type { EncryptionConfig, RepositoryConfig } from '../../config';
 import { recipientFingerprint } from '../../crypto';
 import { validateBackupId } from '../../domain/names';
@@ -27,7 +28,8 @@ import { makeClient } from './s3';
  */
 export const POOL_DIR = 'objects';
 export const REFS_FILE = 'pool-refs.txt';
-const REFS_HEADER = '# lifeboat bucket pool refs v1: pool-key stored-bytes stored-sha256 content-type';
+/** A fifth field, the compression ('zstd'), was added later; older refs files have four and mean none. */
+const REFS_HEADER = '# lifeboat bucket pool refs v1: pool-key stored-bytes stored-sha256 content-type [compression]';
 const HEX64 = /^[0-9a-f]{64}$/;
 
 /** What a store needs of the repository (StoreContext.repository, checked). */
@@ -35,6 +37,8 @@ export interface Scope {
   repo: Repository;
   dir: string;
   encryption: EncryptionConfig | null;
+  /** The config's compression; objects streamed into the pool are compressed where it pays. */
+  compression?: CompressionConfig;
   location?: RepositoryConfig;
   backupId?: string;
 }
@@ -43,6 +47,8 @@ export interface Stored {
   stored: number;
   sha256: string;
   contentType?: string;
+  /** The pool object holds the object zstd-compressed (then sealed): decided per object, where it pays. */
+  compression?: 'zstd';
 }
 
 /** How pool objects are sealed: part of the pool key, so a change of recipients copies everything again. */
@@ -78,9 +84,9 @@ async function backupFolders(repo: Repository, dir: string): Promise<string[]> {
 function parseRefs(text: string, each: (pool: string, s: Stored) => void): void {
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#')) continue;
-    const [pool, stored, sha256, ct] = line.split(' ');
+    const [pool, stored, sha256, ct, compression] = line.split(' ');
     if (!pool || !HEX64.test(pool) || !sha256 || !HEX64.test(sha256) || !Number.isSafeInteger(Number(stored))) continue;
-    each(pool, { stored: Number(stored), sha256, ...(ct && ct !== '-' ? { contentType: decodeURIComponent(ct) } : {}) });
+    each(pool, { stored: Number(stored), sha256, ...(ct && ct !== '-' ? { contentType: decodeURIComponent(ct) } : {}), ...(compression === 'zstd' ? { compression } : {}) });
   }
 }
 
@@ -114,7 +120,7 @@ export async function readRefs(repo: Repository, dir: string, backupId: string):
 
 export async function writeRefs(repo: Repository, dir: string, backupId: string, entries: readonly IndexEntry[]): Promise<string> {
   const lines = new Map<string, string>();
-  for (const e of entries) lines.set(e.pool, `${e.pool} ${e.stored} ${e.sha256} ${e.contentType ? encodeURIComponent(e.contentType) : '-'}`);
+  for (const e of entries) lines.set(e.pool, `${e.pool} ${e.stored} ${e.sha256} ${e.contentType ? encodeURIComponent(e.contentType) : '-'}${e.compression ? ` ${e.compression}` : ''}`);
   const key = refsPath(dir, backupId);
   await repo.putText(key, `${REFS_HEADER}\n${[...lines.keys()].sort().map((k) => lines.get(k)).join('\n')}\n`);
   return key;

@@ -6,6 +6,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { openStream } from '../../crypto';
 import { LifeboatError } from '../../errors';
 import { loadIdentities } from '../../repo/artifacts';
+import { decompressor } from '../../repo/compress';
 import type { StoreContext } from '../types';
 import { Collect, SizeGate, StoredGate } from './gates';
 import type { IndexEntry, IndexHeader } from './object-index';
@@ -72,20 +73,37 @@ function foldersOf(key: string, into: Set<string>): void {
  * A restore that fails at any point has written no marker of a folder it had
  * not finished. Idempotent and resumable: a retry skips what is already there.
  */
-export async function restoreBucket(d: RestoreDeps, header: IndexHeader, all: IndexEntry[]): Promise<RestoreStats> {
-  let entries = all;
-  const { ctx, client, s, scope, into } = d;
+export interface BucketRestorePlan {
+  /** Data objects to write (new or changed), markers excluded. */
+  data: IndexEntry[];
+  /** Completion markers to write, last. */
+  markerWrites: IndexEntry[];
+  /** Destination keys (relative to the prefix) the backup does not have: deleted. */
+  extra: string[];
+  /** Destination markers hidden first because their folder changes. */
+  hide: string[];
+  unchanged: number;
+}
+
+/**
+ * What a restore would change in `<into>/<prefix><subPrefix>`: read-only. The
+ * destination is listed under exactly that folder, so nothing outside it is
+ * ever written or deleted (a sub-prefix is a folder: `tenant-a/` never
+ * matches `tenant-ab/`).
+ */
+export async function planBucketRestore(d: Omit<RestoreDeps, 'scope' | 'onPhase'>, header: IndexHeader, all: IndexEntry[]): Promise<BucketRestorePlan> {
+  const { ctx, client, s, into } = d;
   const markers = header.completionMarkers.length ? header.completionMarkers : s.completionMarkers;
-  const identities = header.encryption === 'age' ? await ageIdentities(scope) : [];
-  const rs = await repoS3(scope, s.concurrency * 2);
-
-  await ensureBucket(client, into, s.region, ctx.signal);
-  ctx.progress({ stage: 'list destination', item: d.item });
   const sub = d.subPrefix ?? '';
-  const existing = new Map((await listAll(client, into, s.prefix + sub, ctx.signal)).map((o) => [o.key.slice(s.prefix.length), o]));
-  entries = entries.filter((e) => e.key.startsWith(sub));
+  let existingList: Array<{ key: string; size: number; etag: string }> = [];
+  try {
+    existingList = await listAll(client, into, s.prefix + sub, ctx.signal);
+  } catch (err) {
+    if (httpStatus(err) !== 404) throw err; // a bucket that does not exist yet is empty
+  }
+  const existing = new Map(existingList.map((o) => [o.key.slice(s.prefix.length), o]));
+  const entries = all.filter((e) => e.key.startsWith(sub));
   const wanted = new Map(entries.map((e) => [e.key, e]));
-
   const same = (e: IndexEntry) => {
     const x = existing.get(e.key);
     return x !== undefined && x.size === e.size && x.etag === e.etag && e.etag !== '';
@@ -99,26 +117,54 @@ export async function restoreBucket(d: RestoreDeps, header: IndexHeader, all: In
   const hide = [...existing.keys()].filter((k) => isMarker(k, markers) && (!wanted.has(k) || !same(wanted.get(k)!) || touched.has(dirName(k))));
   const hidden = new Set(hide);
   const markerWrites = entries.filter((e) => isMarker(e.key, markers) && (!same(e) || hidden.has(e.key)));
+  return { data, markerWrites, extra, hide, unchanged: entries.length - data.length - markerWrites.length };
+}
 
-  await deleteKeys(client, into, hide.map((k) => s.prefix + k), ctx.signal);
+/**
+ * Makes `<into>/<prefix>` (or `<into>/<prefix><subPrefix>`) hold exactly the
+ * backup (of that folder), in an order a consumer that trusts completion
+ * markers (Thanos/Mimir `meta.json`) can watch:
+ *
+ *   1. hide: delete the destination's markers of folders that are about to
+ *      change (or that the backup lacks), so no visible block changes under it;
+ *   2. data: every object except markers, skipping ones already identical
+ *      (same size and ETag), `concurrency` at a time;
+ *   3. delete what the backup does not have;
+ *   4. markers, last.
+ *
+ * A restore that fails at any point has written no marker of a folder it had
+ * not finished. Idempotent and resumable: a retry skips what is already there.
+ */
+export async function restoreBucket(d: RestoreDeps, header: IndexHeader, all: IndexEntry[]): Promise<RestoreStats> {
+  const { ctx, client, s, scope, into } = d;
+  const identities = header.encryption === 'age' ? await ageIdentities(scope) : [];
+  const rs = await repoS3(scope, s.concurrency * 2);
+
+  await ensureBucket(client, into, s.region, ctx.signal);
+  ctx.progress({ stage: 'list destination', item: d.item });
+  const plan = await planBucketRestore(d, header, all);
+  const markers = header.completionMarkers.length ? header.completionMarkers : s.completionMarkers;
+  const extraData = plan.extra.filter((k) => !isMarker(k, markers));
+
+  await deleteKeys(client, into, plan.hide.map((k) => s.prefix + k), ctx.signal);
 
   d.onPhase?.('data');
-  const meter = new Meter(ctx, 'restore data', d.item, data.length, data.reduce((n, e) => n + e.size, 0));
+  const meter = new Meter(ctx, 'restore data', d.item, plan.data.length, plan.data.reduce((n, e) => n + e.size, 0));
   const large = new Semaphore(LARGE_AT_ONCE);
   const put = (list: IndexEntry[]) =>
     forEachLimit(list, s.concurrency, ctx.signal, async (e) => {
       await (e.size >= LARGE ? large.use(() => restoreOne(d, rs, header, identities, e)) : restoreOne(d, rs, header, identities, e));
       meter.add(1, e.size);
     });
-  await put(data);
+  await put(plan.data);
   await deleteKeys(client, into, extraData.map((k) => s.prefix + k), ctx.signal);
 
   d.onPhase?.('markers');
-  meter.reset('restore markers', markerWrites.length, markerWrites.reduce((n, e) => n + e.size, 0));
-  await put(markerWrites);
+  meter.reset('restore markers', plan.markerWrites.length, plan.markerWrites.reduce((n, e) => n + e.size, 0));
+  await put(plan.markerWrites);
   meter.report(true);
   d.onPhase?.('done');
-  return { written: data.length + markerWrites.length, unchanged: entries.length - data.length - markerWrites.length, deleted: extra.length };
+  return { written: plan.data.length + plan.markerWrites.length, unchanged: plan.unchanged, deleted: plan.extra.length };
 }
 
 async function ageIdentities(scope: Scope): Promise<string[]> {
@@ -152,18 +198,19 @@ function restoreOne(d: RestoreDeps, rs: RepoS3 | undefined, header: IndexHeader,
     const pool = await getPool(d, rs, key, signal);
     const contentType = e.contentType ?? (header.encryption === 'none' ? pool.contentType : undefined);
     const opened = header.encryption === 'age' ? openStream(identities) : new PassThrough();
+    const unzipped = decompressor(e.compression, url);
     const body = new SizeGate(e.size, `pool object '${url}' (s3://${into}/${s.prefix}${e.key})`);
     const type = contentType ? { ContentType: contentType } : {};
     if (e.size < SMALL) {
       // Checked in full before the PUT starts. Content-MD5 also satisfies buckets with Object Lock.
       const sink = new Collect();
-      await pipeline(pool.stored, new StoredGate(url, e), opened, body, sink, { signal });
+      await pipeline(pool.stored, new StoredGate(url, e), opened, unzipped, body, sink, { signal });
       const bytes = sink.bytes();
       const md5 = createHash('md5').update(bytes).digest('base64');
       await client.send(new PutObjectCommand({ Bucket: into, Key: s.prefix + e.key, Body: bytes, ContentLength: bytes.length, ContentMD5: md5, ...type }), { abortSignal: signal });
       return;
     }
-    pipeline(pool.stored, new StoredGate(url, e), opened, body).catch(() => undefined); // a failure destroys `body`: the upload aborts
+    pipeline(pool.stored, new StoredGate(url, e), opened, unzipped, body).catch(() => undefined); // a failure destroys `body`: the upload aborts
     const abortController = new AbortController();
     signal.addEventListener('abort', () => abortController.abort(), { once: true });
     await new Upload({

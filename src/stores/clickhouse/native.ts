@@ -165,7 +165,9 @@ export class NativeStrategy {
     const { repo } = ctx.repository;
     const listed = await listBackups(repo, [this.target]);
     for (const b of listed.reverse()) {
-      const m = await readManifest(repo, this.target, b.backupId);
+      // Only an authentic backup may be the base of the next one.
+      const m = await readManifest(repo, this.target, b.backupId, ctx.repository.trust ?? { publicKeys: [], allowUnsigned: true }).catch(() => undefined);
+      if (!m) continue;
       const prev = m.artifacts.find((a) => a.item === item.item && a.format === NATIVE_FORMAT)?.meta as Partial<NativeDescriptor> | undefined;
       if (!prev?.url || typeof prev.chain !== 'number') continue;
       return prev.chain + 1 < this.s.fullEvery ? { url: prev.url, chain: prev.chain } : undefined;

@@ -1,3 +1,5 @@
+import { LifeboatError } from '../../errors';
+
 /**
  * Restoring `pg_dumpall --globals-only` onto a live server. The dump creates
  * every role and tablespace; on a server where some already exist, a plain
@@ -8,7 +10,10 @@
  * password or a membership changed since the backup, and never touches the
  * role lifeboat connects as); missing ones are created with the backup's
  * attributes, password hashes, settings and memberships. What remains runs
- * with ON_ERROR_STOP, so any error is a real one.
+ * statement by statement through the driver, never through psql, so no psql
+ * meta-command (a backslash anywhere) can run; and only the kinds of statement
+ * a globals dump contains are accepted at all: a `COPY … TO PROGRAM` in a
+ * forged dump is refused before anything runs.
  */
 
 /** Splits SQL as psql would, keeping every character: `split(sql).join('') === sql`. */
@@ -108,16 +113,21 @@ export interface ServerGlobals {
   self: string;
 }
 
+/** The statements pg_dumpall --globals-only writes; anything else in a globals artifact is refused. */
+const GLOBALS_STATEMENT = /^(?:SET\s+\w+\s*(?:=|TO)\s|CREATE\s+(?:ROLE|USER|GROUP|TABLESPACE)\s|ALTER\s+(?:ROLE|USER|GROUP|TABLESPACE)\s|COMMENT\s+ON\s+(?:ROLE|TABLESPACE)\s|SECURITY\s+LABEL\s+(?:FOR\s+\S+\s+)?ON\s+(?:ROLE|TABLESPACE)\s|GRANT\s|REVOKE\s|SELECT\s+pg_catalog\.set_config\()/i;
+/** GRANT/REVOKE in a globals dump are about roles, tablespaces and (15+) parameters, never tables or functions. */
+const FOREIGN_GRANT = /\sON\s+(?!TABLESPACE\s|PARAMETER\s)/i;
+
 export interface GlobalsPlan {
   /**
-   * Roles, their settings, comments and memberships: run in one transaction,
-   * so a failed or interrupted attempt leaves no half-made role for the next
-   * attempt to mistake for an existing one. The dump with everything else
-   * turned into comments or blank lines: psql's line numbers match globals.sql.
+   * Roles, their settings, comments and memberships, in order, without
+   * comments or meta-commands: run in one transaction, so a failed or
+   * interrupted attempt leaves no half-made role for the next attempt to
+   * mistake for an existing one.
    */
-  sql: string;
-  /** Tablespace statements (CREATE TABLESPACE cannot run in a transaction), run afterwards; same line numbers. Empty when none. */
-  tablespaceSql: string;
+  statements: string[];
+  /** Tablespace statements (CREATE TABLESPACE cannot run in a transaction), run afterwards, one at a time. */
+  tablespaceStatements: string[];
   createdRoles: string[];
   /** Roles in the dump that already existed and were left as they are. */
   existingRoles: string[];
@@ -130,6 +140,8 @@ const CREATE_ROLE = re('^CREATE (?:ROLE|USER|GROUP) (ID)');
 const ABOUT_ROLE = re('^(?:ALTER (?:ROLE|USER|GROUP) |COMMENT ON ROLE |SECURITY LABEL (?:FOR \\S+ )?ON ROLE )(ID)');
 const TABLESPACE = re('^(?:CREATE TABLESPACE |ALTER TABLESPACE |COMMENT ON TABLESPACE |SECURITY LABEL (?:FOR \\S+ )?ON TABLESPACE )(ID)');
 const TABLESPACE_ACL = re('^(?:GRANT|REVOKE) .*? ON TABLESPACE (ID)');
+/** `GRANT a TO b`: a role membership (its names contain no ON). */
+const GRANT_ROLE_ONLY = /^(?:GRANT|REVOKE)\s+(?:(?!\sON\s)[\s\S])+\s(?:TO|FROM)\s/i;
 const GRANT_ROLE = re('^GRANT (.+?) TO (.+?)(?: WITH .*?)?(?: GRANTED BY ID)?$');
 /** pg_dumpall's guard against meta-commands smuggled in through object names (CVE-2025-8714); no other meta-command is run. */
 const RESTRICT = /^\\(?:un)?restrict\b/;
@@ -146,7 +158,11 @@ export function planGlobals(sql: string, server: ServerGlobals): GlobalsPlan {
 
   const route = (text: string): Route => {
     let m: RegExpExecArray | null;
-    if (text.startsWith('\\')) return RESTRICT.test(text) ? { run: 'roles' } : { skip: 'psql meta-command' };
+    if (text.startsWith('\\')) return { skip: RESTRICT.test(text) ? 'psql guard, not needed without psql' : 'psql meta-command' };
+    if (text === '') return { skip: 'empty' };
+    if (!GLOBALS_STATEMENT.test(text) || (/^(?:GRANT|REVOKE)\s/i.test(text) && FOREIGN_GRANT.test(text) && !GRANT_ROLE_ONLY.test(text))) {
+      throw new LifeboatError('GlobalsUnreadable', `the globals artifact holds a statement no pg_dumpall --globals-only writes (${JSON.stringify(text.slice(0, 60))}…); nothing of it was run`, true);
+    }
     if ((m = CREATE_ROLE.exec(text))) {
       const r = identName(m[1]!);
       if (!exists(r)) {
@@ -179,31 +195,16 @@ export function planGlobals(sql: string, server: ServerGlobals): GlobalsPlan {
   };
 
   let skipped = 0;
-  let hasTablespaces = false;
-  const roles: string[] = [];
-  const tablespaces: string[] = [];
+  const statements: string[] = [];
+  const tablespaceStatements: string[] = [];
   for (const chunk of splitSql(sql)) {
-    const { lead, text } = body(chunk);
-    const r = route(text);
-    const newlines = '\n'.repeat(chunk.split('\n').length - 1);
-    // Block comments and blank lines in place of what does not run: line numbers stay those of globals.sql.
-    const comment = (why: string) => `${lead}/* lifeboat: ${why} */${'\n'.repeat(text.split('\n').length - 1)}`;
-    if ('skip' in r) {
-      skipped++;
-      roles.push(comment(`skipped (${r.skip})`));
-      tablespaces.push(newlines);
-    } else if (r.run === 'tablespaces') {
-      roles.push(comment('tablespace, run afterwards'));
-      tablespaces.push(chunk);
-      hasTablespaces = true;
-    } else {
-      roles.push(chunk);
-      tablespaces.push(RESTRICT.test(text) ? chunk : newlines);
-    }
+    const r = route(body(chunk).text);
+    if ('run' in r) (r.run === 'roles' ? statements : tablespaceStatements).push(body(chunk).text);
+    else if (r.skip !== 'empty') skipped++;
   }
   return {
-    sql: roles.join(''),
-    tablespaceSql: hasTablespaces ? tablespaces.join('') : '',
+    statements,
+    tablespaceStatements,
     createdRoles: [...created],
     existingRoles: [...existing],
     createdTablespaces: [...spaces],

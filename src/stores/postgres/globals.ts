@@ -1,6 +1,6 @@
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { LifeboatError, messageOf } from '../../errors';
-import { toolInput, withToolOutput } from '../child';
+import { withToolOutput } from '../child';
 import type { BackupItem, StoreContext } from '../types';
 import type { PgConn } from './conn';
 import { globalsFacts, type GlobalsFacts } from './facts';
@@ -41,7 +41,7 @@ async function readAll(source: Readable): Promise<string> {
 
 /**
  * Creates the roles and tablespaces of the backup that the server lacks (see
- * globals-sql.ts for what is left out and why), with psql and ON_ERROR_STOP.
+ * globals-sql.ts for what is left out and why), through the driver.
  * Idempotent: a retry finds what the first attempt created and skips it.
  * The artifact is read to its end (and so authenticated) before anything runs.
  */
@@ -61,20 +61,37 @@ export async function restoreGlobals(conn: PgConn, ctx: StoreContext, into: stri
   const plan = planGlobals(sql, server);
   ctx.progress({ stage: 'restore', item: GLOBALS });
   ctx.log.info('restoring globals', { target: conn.target, createRoles: plan.createdRoles, existingRolesLeftAsTheyAre: plan.existingRoles, createTablespaces: plan.createdTablespaces, skippedStatements: plan.skipped });
-  // VERBOSITY=terse: an error does not echo its statement, which may hold a password hash.
-  const args = ['--no-psqlrc', '--quiet', '--set', 'ON_ERROR_STOP=1', '--set', 'VERBOSITY=terse', '--dbname', conn.s.maintenanceDatabase, '--file', '-'];
+  // Statement by statement through the driver, never psql: no meta-command can run, and an error
+  // does not echo its statement (which may hold a password hash).
+  let at = '';
   try {
-    await conn.runTool(ctx, 'psql', [...args, '--single-transaction'], (run) => toolInput(run, Readable.from([plan.sql])));
-    // Roles exist now; a failure below leaves them in place and a retry skips them.
-    if (plan.tablespaceSql) await conn.runTool(ctx, 'psql', args, (run) => toolInput(run, Readable.from([plan.tablespaceSql])));
+    await conn.withClient(conn.s.maintenanceDatabase, async (c) => {
+      await c.query('BEGIN');
+      try {
+        for (const [i, statement] of plan.statements.entries()) {
+          // The kind and object only: the rest of a statement may hold a password hash.
+          at = `statement ${i + 1} of ${plan.statements.length} (${statement.trim().split(/\s+/).slice(0, 3).join(' ')} …)`;
+          await c.query(statement);
+        }
+        await c.query('COMMIT');
+      } catch (err) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+      // Roles exist now; a failure below leaves them in place and a retry skips them. CREATE TABLESPACE cannot run in a transaction.
+      for (const [i, statement] of plan.tablespaceStatements.entries()) {
+        at = `tablespace statement ${i + 1} of ${plan.tablespaceStatements.length}`;
+        await c.query(statement);
+      }
+    });
   } catch (err) {
-    if (!(err instanceof LifeboatError) || err.type !== 'ToolFailed') throw err;
+    const code = (err as { code?: string }).code;
+    if (!code || err instanceof LifeboatError) throw err;
     // An SQL error (a tablespace folder missing, a bootstrap role that cannot lose SUPERUSER...) fails the same way on a retry.
-    const sqlError = /\bERROR:/.test(err.message);
     throw new LifeboatError(
       'GlobalsRestoreFailed',
-      `restoring the globals (roles, tablespaces) of target ${conn.target} stopped at an error: ${messageOf(err)}; the roles are created in one transaction (all or none), tablespaces afterwards, and existing roles were left as they were; fix the cause and restore again (what exists is skipped)`,
-      sqlError,
+      `restoring the globals (roles, tablespaces) of target ${conn.target} stopped at ${at}: ${messageOf(err)}; the roles are created in one transaction (all or none), tablespaces afterwards, and existing roles were left as they were; fix the cause and restore again (what exists is skipped)`,
+      !/^08|^57P/.test(code),
     );
   }
 }

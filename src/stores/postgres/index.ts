@@ -2,14 +2,15 @@ import type { Readable } from 'node:stream';
 import type { TargetConfig } from '../../config';
 import { LifeboatError } from '../../errors';
 import { toolInput, toolText, withToolOutput } from '../child';
-import type { BackupItem, MarkerCount, ProbeResult, Store, StoreContext } from '../types';
+import type { BackupItem, MarkerCount, ProbeResult, RestoreOptions, Store, StoreContext } from '../types';
 import { PgConn } from './conn';
 import { databaseFacts, readDatabaseFacts, readGlobalsRoles, serverFacts, shortVersion, type DatabaseFacts } from './facts';
 import { dumpGlobals, globalsItem, GLOBALS_FORMAT, restoreGlobals, summarizeGlobals } from './globals';
 import { listDump } from './inspect';
 import { checkDatabase, major, type Findings } from './preflight';
 import { GLOBALS, parsePostgresSettings, toolPath, type PostgresSettings } from './settings';
-import { withSpool } from './spool';
+import { reassignRestored } from './owner';
+import { sweepSpools, withSpool } from './spool';
 
 const MARKER_TABLE = 'lifeboat_drill_markers';
 const DUMP_FORMAT = 'pg_dump-custom';
@@ -44,9 +45,9 @@ export class PostgresStore implements Store {
     });
     const serverMajor = major(serverVersion);
     const tools: Record<string, string> = {};
-    // The dumping tools must be at least as new as the server; pg_restore and psql only read what they wrote.
+    // The dumping tools must be at least as new as the server; pg_restore only reads what they wrote.
     const dumpers = this.s.globals ? ['pg_dump', 'pg_dumpall'] : ['pg_dump'];
-    for (const tool of [...dumpers, 'pg_restore', ...(this.s.globals ? ['psql'] : [])]) {
+    for (const tool of [...dumpers, 'pg_restore']) {
       const { version, path } = await this.conn.toolVersion(ctx.signal, tool);
       tools[tool] = version;
       if (dumpers.includes(tool) && major(version) < serverMajor) {
@@ -73,8 +74,12 @@ export class PostgresStore implements Store {
     const pgDump = (await this.conn.toolVersion(signal, 'pg_dump')).version;
     const items: BackupItem[] = this.s.globals ? [await globalsItem(this.conn, signal)] : [];
     for (const db of this.s.databases) {
-      const facts: DatabaseFacts = { ...(await this.conn.withClient(db, databaseFacts)), pgDump };
-      items.push({ item: `database:${db}`, name: db, file: `${db}.dump`, format: DUMP_FORMAT, meta: { ...facts } });
+      const { facts, size } = await this.conn.withClient(db, async (c) => ({
+        facts: { ...(await databaseFacts(c)), pgDump } as DatabaseFacts,
+        // The on-disk size: indexes and free space make it larger than a dump, but it is known before the dump starts.
+        size: Number((await c.query<{ n: string }>('SELECT pg_database_size(current_database()) AS n')).rows[0]!.n),
+      }));
+      items.push({ item: `database:${db}`, name: db, file: `${db}.dump`, format: DUMP_FORMAT, meta: { ...facts }, estimatedBytes: size });
     }
     return items;
   }
@@ -82,7 +87,8 @@ export class PostgresStore implements Store {
   async backup(ctx: StoreContext, item: BackupItem, sink: (plaintext: Readable) => Promise<void>): Promise<void> {
     ctx.progress({ stage: 'dump', item: item.item });
     if (item.format === GLOBALS_FORMAT) return dumpGlobals(this.conn, ctx, sink);
-    await this.conn.runTool(ctx, 'pg_dump', ['--format=custom', '--dbname', item.name], (run) => withToolOutput(run, sink));
+    // pg_dump's own compression off: its zlib would take a core from the dump; the pipeline compresses with zstd off the main thread.
+    await this.conn.runTool(ctx, 'pg_dump', ['--format=custom', '--compress=0', '--dbname', item.name], (run) => withToolOutput(run, sink));
   }
 
   /**
@@ -92,16 +98,22 @@ export class PostgresStore implements Store {
    * among `items`), pg_restore can read the dump. Read-only; throws a
    * permanent error listing every problem.
    */
-  async preflight(ctx: StoreContext, items: BackupItem[]): Promise<void> {
+  async preflight(ctx: StoreContext, items: BackupItem[], options: RestoreOptions = {}): Promise<void> {
     const databases = items.filter((i) => i.format !== GLOBALS_FORMAT);
-    if (items.some((i) => i.format === GLOBALS_FORMAT)) await this.conn.toolVersion(ctx.signal, 'psql');
     if (databases.length === 0) return;
     const server = await this.conn.withClient(this.s.maintenanceDatabase, serverFacts);
     const pgRestore = await this.conn.toolVersion(ctx.signal, 'pg_restore');
     const comingRoles = new Set(items.filter((i) => i.format === GLOBALS_FORMAT).flatMap((i) => readGlobalsRoles(i.meta)));
+    const owner = this.ownerOf(options);
     const findings: Findings = { problems: [], warnings: [] };
+    if (owner && !server.roles.has(owner) && !comingRoles.has(owner)) {
+      findings.problems.push({
+        type: 'RoleMissing',
+        message: `role '${owner}', which is to own the restored databases (${options.owner ? 'restore --owner' : `targets.${this.target}.owner`}), does not exist on the server: create it (CREATE ROLE ${owner} LOGIN), restore the target's globals first, or name another role`,
+      });
+    }
     for (const item of databases) {
-      const f = checkDatabase(item.name, readDatabaseFacts(item.meta), server, { noOwner: this.s.noOwner, noPrivileges: this.s.noPrivileges, pgRestore: pgRestore.version, pgRestorePath: pgRestore.path, comingRoles });
+      const f = checkDatabase(item.name, readDatabaseFacts(item.meta), server, { noOwner: this.s.noOwner || owner !== undefined, noPrivileges: this.s.noPrivileges, pgRestore: pgRestore.version, pgRestorePath: pgRestore.path, comingRoles });
       findings.problems.push(...f.problems);
       findings.warnings.push(...f.warnings);
     }
@@ -116,41 +128,53 @@ export class PostgresStore implements Store {
     }
   }
 
-  async restore(ctx: StoreContext, item: BackupItem, into: string, source: Readable): Promise<void> {
+  /** The role that owns what a restore creates: the restore's --owner, else the target's `owner`. */
+  private ownerOf(options: RestoreOptions): string | undefined {
+    return options.owner ?? this.s.owner;
+  }
+
+  async restore(ctx: StoreContext, item: BackupItem, into: string, source: Readable, options: RestoreOptions = {}): Promise<void> {
     if (item.format === GLOBALS_FORMAT) return restoreGlobals(this.conn, ctx, into, source);
+    const owner = this.ownerOf(options);
     try {
       if (this.s.globals && into === GLOBALS) {
         throw new LifeboatError('InvalidName', `database '${item.name}' of target ${this.target} cannot be restored as '${GLOBALS}', the name of the target's roles item; choose another name`, true);
       }
-      await this.preflight(ctx, [item]);
+      await this.preflight(ctx, [item], options);
     } catch (err) {
       source.destroy();
       throw err;
     }
-    const facts = readDatabaseFacts(item.meta);
-    const args = ['--exit-on-error', ...(this.s.noOwner ? ['--no-owner'] : []), ...(this.s.noPrivileges ? ['--no-acl'] : []), '--dbname', into];
+    const facts = { ...readDatabaseFacts(item.meta), ...(owner ? { owner } : {}) };
+    // With an owner, objects are created by lifeboat's user (--no-owner) and handed to the owner afterwards.
+    const noOwner = this.s.noOwner || owner !== undefined;
+    const args = ['--exit-on-error', ...(noOwner ? ['--no-owner'] : []), ...(this.s.noPrivileges ? ['--no-acl'] : []), '--dbname', into];
     if (this.s.jobs <= 1) {
-      await this.recreate(ctx, into, facts);
+      await this.recreate(ctx, into, facts, owner !== undefined);
       ctx.progress({ stage: 'restore', item: item.item });
       await this.conn.runTool(ctx, 'pg_restore', args, (run) => toolInput(run, source));
     } else {
       // The whole artifact is read (and authenticated) into the spool before the database is dropped.
       const spool = { signal: ctx.signal, log: ctx.log, onBytes: (bytes: number) => ctx.progress({ stage: 'spool', item: item.item, bytes }) };
-      await withSpool(this.s.spoolDir, into, source, spool, async (path) => {
-        await this.recreate(ctx, into, facts);
+      await withSpool(this.s.spoolDir, `${this.target}-${into}`, source, spool, async (path) => {
+        await this.recreate(ctx, into, facts, owner !== undefined);
         ctx.progress({ stage: 'restore', item: item.item });
         await this.conn.runTool(ctx, 'pg_restore', ['--jobs', String(this.s.jobs), ...args, path], toolText);
       });
     }
     if (facts.extensions?.some((e) => e.name === 'timescaledb')) await this.conn.withClient(into, (c) => c.query('SELECT timescaledb_post_restore()'));
+    if (owner) {
+      const n = await this.conn.withClient(into, (c) => reassignRestored(c, this.s.user, owner));
+      ctx.log.info(`database '${into}' and its ${n} objects are owned by '${owner}'`, { target: this.target });
+    }
   }
 
-  /** Drops `into` and creates it empty, owned as in the backup (unless noOwner). */
-  private async recreate(ctx: StoreContext, into: string, facts: Partial<DatabaseFacts>): Promise<void> {
+  /** Drops `into` and creates it empty, owned as in the backup (unless noOwner) or by the restore's owner. */
+  private async recreate(ctx: StoreContext, into: string, facts: Partial<DatabaseFacts>, ownerGiven = false): Promise<void> {
     await this.drop(ctx, into);
     await this.conn.withClient(this.s.maintenanceDatabase, async (c) => {
       let owner = '';
-      if (!this.s.noOwner && facts.owner) {
+      if ((ownerGiven || !this.s.noOwner) && facts.owner) {
         // CREATE DATABASE … OWNER needs membership in that role (a superuser has it).
         const r = await c.query<{ ok: boolean }>("SELECT pg_has_role(current_user, oid, 'MEMBER') AS ok FROM pg_roles WHERE rolname = $1", [facts.owner]);
         if (r.rows[0]?.ok) owner = ` OWNER ${c.escapeIdentifier(facts.owner)}`;
@@ -218,6 +242,11 @@ export class PostgresStore implements Store {
   async inspect(ctx: StoreContext, item: BackupItem, plaintext: Readable): Promise<string> {
     if (item.format === GLOBALS_FORMAT) return summarizeGlobals(plaintext);
     return item.format === DUMP_FORMAT ? listDump(ctx, toolPath(this.s, 'pg_restore'), plaintext) : 'no inspection for this format';
+  }
+
+  /** At worker start: the decrypted spools of --jobs restores whose worker died. */
+  async sweep(): Promise<string[]> {
+    return this.s.jobs > 1 ? sweepSpools(this.s.spoolDir) : [];
   }
 
   isPermanent(err: unknown): boolean {

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { parseTargetSettings, type TargetConfig } from '../../config';
 import { bool, name, path, port, secretRef, text, wholeNumber, type SchemaContext } from '../../config/fields';
 import { LifeboatError } from '../../errors';
+import { pitrSettings } from './pitr/settings';
 
 /** The item name (and `only`/`into` key) of a target's roles and tablespaces. */
 export const GLOBALS = 'globals';
@@ -18,7 +19,7 @@ export const postgresSettings = (c: SchemaContext) => ({
   databases: z.array(name()).min(1, 'must list at least one database').meta({ description: 'databases to back up, each its own artifact' }),
   drillDatabase: name().optional().meta({ description: 'database the drill seeds its markers in (default: the first)' }),
   maintenanceDatabase: text().default('postgres').meta({ description: 'database used for DROP/CREATE DATABASE and the globals' }),
-  binDir: path(c).optional().meta({ description: 'folder with pg_dump/pg_restore/pg_dumpall/psql; default: the newest /usr/lib/postgresql/N/bin, else PATH' }),
+  binDir: path(c).optional().meta({ description: 'folder with pg_dump/pg_restore/pg_dumpall; default: the newest /usr/lib/postgresql/N/bin, else PATH' }),
   globals: bool().default(true).meta({ description: "back up the server's roles and tablespaces (pg_dumpall --globals-only) as item 'globals'" }),
   globalsRolePasswords: bool().default(true).meta({ description: "include the roles' password hashes in the globals" }),
   noOwner: bool().default(false).meta({ description: 'pg_restore --no-owner: restored objects belong to the restoring user, or to `owner`' }),
@@ -26,6 +27,7 @@ export const postgresSettings = (c: SchemaContext) => ({
   owner: name().optional().meta({ description: 'role that owns the restored databases and every object in them (pg_restore --role … --no-owner); restore --owner overrides it' }),
   jobs: wholeNumber(1, 64).default(1).meta({ description: 'pg_restore --jobs N; above 1 the plaintext dump is spooled to a private file in spoolDir' }),
   spoolDir: path(c).optional().meta({ description: 'where a --jobs restore spools the plaintext dump (default: the OS temp folder)' }),
+  pitr: pitrSettings(c).optional().meta({ description: 'point-in-time recovery with pgBackRest, beside the logical dumps (docs/pitr.md)' }),
 });
 
 export type PostgresSettings = Omit<z.output<z.ZodObject<ReturnType<typeof postgresSettings>>>, 'drillDatabase' | 'spoolDir'> & {

@@ -1,0 +1,213 @@
+import type { Readable } from 'node:stream';
+import { targetOf } from '../config';
+import { artifactKey, manifestKey, verificationKey } from '../domain/layout';
+import type { ArtifactRecord, Manifest } from '../domain/manifest';
+import { validateName, validateSubPrefix } from '../domain/names';
+import type { PlannedArtifact, RestoreInput, RestorePlan, TargetPlan, TargetVerification } from '../domain/plan';
+import { LifeboatError, messageOf } from '../errors';
+import { loadIdentities, readArtifact, verifyArtifact } from '../repo/artifacts';
+import { readManifest } from '../repo/catalog';
+import { openStore, type BackupItem } from '../stores';
+import { waitReady } from '../stores/hooks';
+import { inActivity } from './context';
+import { seconds, type Deps } from './deps';
+
+function itemOf(a: ArtifactRecord): BackupItem {
+  return { item: a.item, name: a.name, file: a.file, format: a.format, meta: a.meta };
+}
+
+/** The restore's activities: plan, verify, drop, restore, checks. */
+export function restoreActivities(d: Deps) {
+  async function artifactOf(target: string, backupId: string, file: string, allowUnsigned?: boolean): Promise<{ manifest: Manifest; record: ArtifactRecord }> {
+    const manifest = await readManifest(await d.repo(), target, backupId, d.trust(allowUnsigned));
+    const record = manifest.artifacts.find((a) => a.file === file);
+    if (!record) throw new LifeboatError('ArtifactNotFound', `backup '${backupId}' of target '${target}' has no artifact '${file}'`);
+    return { manifest, record };
+  }
+
+  return {
+    /**
+     * Reads the (authentic) manifests and says what a restore would do: per
+     * target, the items and where they go, the bytes of just those, and
+     * whether the target's own data is replaced (in place) or only copied.
+     * Read-only.
+     */
+    async planRestore(input: Pick<RestoreInput, 'backupId' | 'targets' | 'only' | 'into' | 'subPrefix' | 'allowUnsigned'>): Promise<RestorePlan> {
+      return inActivity(null, async () => {
+        const r = await d.repo();
+        const targets: TargetPlan[] = [];
+        const names = input.targets?.length ? input.targets : [...d.config.targets.keys()];
+        for (const target of names) {
+          // Without named targets, the backup's own targets are restored: skip those it lacks.
+          if (!input.targets?.length && !(await r.exists(manifestKey(target, input.backupId)))) continue;
+          const m = await readManifest(r, target, input.backupId, d.trust(input.allowUnsigned));
+          const store = openStore(d.config, target);
+          if (m.kind !== store.kind) {
+            throw new LifeboatError('ConfigError', `backup '${input.backupId}' of target '${target}' is of kind ${m.kind}, but the target is now configured as ${store.kind}`);
+          }
+          const renames = input.into?.[target] ?? {};
+          const only = input.only?.[target];
+          const missing = only?.filter((n) => !m.artifacts.some((a) => a.name === n)) ?? [];
+          if (missing.length) {
+            throw new LifeboatError('ArtifactNotFound', `backup '${input.backupId}' of target '${target}' has no ${missing.join(', ')}; it has ${m.artifacts.map((a) => a.name).join(', ')}`);
+          }
+          const artifacts: PlannedArtifact[] = m.artifacts
+            .filter((a) => !only || only.includes(a.name))
+            .map((a) => ({ file: a.file, item: a.item, name: a.name, into: validateName('restore name', renames[a.name] ?? a.name), bytes: a.bytes }));
+          const sub = input.subPrefix?.[target];
+          if (sub !== undefined && store.kind !== 'bucket') {
+            throw new LifeboatError('ConfigError', `target '${target}' is a ${store.kind} target: only bucket targets restore a sub-prefix`);
+          }
+          const mode = artifacts.some((a) => a.into === a.name) ? 'in-place' : 'copy';
+          const notices = artifacts.map((a) => store.restoreNotice?.(a.into)).filter((n) => n !== undefined);
+          targets.push({
+            target,
+            kind: store.kind,
+            mode,
+            serverVersion: m.server.version,
+            artifacts,
+            bytes: artifacts.reduce((s, a) => s + a.bytes, 0),
+            ...(sub !== undefined ? { subPrefix: validateSubPrefix(sub) } : {}),
+            ...(notices.length ? { notice: notices.map((n) => n.text).join(' '), approvalRequired: notices.some((n) => n.approvalRequired) } : {}),
+          });
+        }
+        if (targets.length === 0) {
+          throw new LifeboatError('BackupNotFound', `backup '${input.backupId}' does not exist for any configured target (${names.join(', ')}) in ${r.url('')}; run 'lifeboat ls' to see the backups`);
+        }
+        return { backupId: input.backupId, targets, bytes: targets.reduce((s, t) => s + t.bytes, 0) };
+      });
+    },
+
+    /**
+     * Proves an artifact before anything destructive: SHA-256 and age
+     * authentication to the last chunk, and with `inspect` that the restore
+     * tool can read it (e.g. `pg_restore --list`). Returns a pin of the exact
+     * object it read, so the restore reads the same one. Read-only.
+     */
+    async verifyStoredArtifact(input: { target: string; backupId: string; file: string; inspect?: boolean; allowUnsigned?: boolean }): Promise<{ bytes: number; inspected?: string; pin: string }> {
+      const store = openStore(d.config, input.target);
+      return inActivity(
+        store,
+        async (ctx) => {
+          const { manifest, record } = await artifactOf(input.target, input.backupId, input.file, input.allowUnsigned);
+          // The bytes were checked against the manifest: a tool that cannot read them will not on a retry either.
+          const inspect =
+            input.inspect && store.inspect
+              ? (plaintext: Readable) =>
+                  store.inspect!(ctx, itemOf(record), plaintext).catch((err: unknown) => {
+                    if (ctx.signal.aborted) throw err;
+                    throw new LifeboatError('ArtifactUnreadable', messageOf(err));
+                  })
+              : undefined;
+          const { inspected, pin } = await verifyArtifact(await d.repo(), artifactKey(input.target, input.backupId, input.file), record, await loadIdentities(d.config.encryption), {
+            onBytes: (n) => ctx.progress({ stage: 'verify', item: input.file, bytes: n, totalBytes: record.bytes }),
+            signal: ctx.signal,
+            inspect,
+            sealedFor: manifest.encryption.recipients,
+            decode: input.inspect === true,
+          });
+          return { bytes: record.bytes, inspected, pin };
+        },
+        await d.scope(input.target),
+        `${input.target}/${input.file}`,
+      );
+    },
+
+    /** Stores a verification result next to the backup (after its manifest). Idempotent. */
+    async recordVerification(input: { result: TargetVerification }): Promise<void> {
+      return inActivity(null, async () => {
+        const v = input.result;
+        await (await d.repo()).putText(verificationKey(v.target, v.backupId), `${JSON.stringify(v, null, 2)}\n`);
+      });
+    },
+
+    /**
+     * Drops and recreates `into`, then restores the artifact: the very object
+     * the verify pass read (`pin`). Idempotent: a retry starts from a clean database.
+     */
+    async restoreItem(input: { target: string; backupId: string; file: string; into: string; subPrefix?: string; pin?: string; owner?: string; allowUnsigned?: boolean }): Promise<{ seconds: number }> {
+      const store = openStore(d.config, input.target);
+      return inActivity(
+        store,
+        async (ctx) => {
+          const started = performance.now();
+          const { record } = await artifactOf(input.target, input.backupId, input.file, input.allowUnsigned);
+          const identities = await loadIdentities(d.config.encryption);
+          // Progress in stored bytes, the unit of the plan's total (the plaintext may be much larger).
+          const onStored = (n: number) => ctx.progress({ stage: 'restore', item: record.item, bytes: n, totalBytes: record.bytes });
+          const plaintext = await readArtifact(await d.repo(), artifactKey(input.target, input.backupId, input.file), record, identities, ctx.signal, input.pin, onStored);
+          const options = {
+            ...(input.subPrefix !== undefined ? { subPrefix: validateSubPrefix(input.subPrefix) } : {}),
+            ...(input.owner ? { owner: validateName('owner', input.owner) } : {}),
+          };
+          await store.restore(ctx, itemOf(record), validateName('restore name', input.into), plaintext, options);
+          return { seconds: seconds(started) };
+        },
+        await d.scope(input.target),
+        `${input.target}/${input.file}`,
+      );
+    },
+
+    /** For a dry run: exactly what restoring the artifact into `into` would change, from stores that can tell (a bucket). Read-only. */
+    async previewRestore(input: { target: string; backupId: string; file: string; into: string; subPrefix?: string; allowUnsigned?: boolean }): Promise<string[]> {
+      const store = openStore(d.config, input.target);
+      return inActivity(
+        store,
+        async (ctx) => {
+          if (!store.preview) return [];
+          const { record } = await artifactOf(input.target, input.backupId, input.file, input.allowUnsigned);
+          const plaintext = await readArtifact(await d.repo(), artifactKey(input.target, input.backupId, input.file), record, await loadIdentities(d.config.encryption), ctx.signal);
+          return store.preview(ctx, itemOf(record), validateName('restore name', input.into), plaintext, input.subPrefix !== undefined ? { subPrefix: validateSubPrefix(input.subPrefix) } : {});
+        },
+        await d.scope(input.target),
+      );
+    },
+
+    async dropItem(input: { target: string; name: string }): Promise<void> {
+      const store = openStore(d.config, input.target);
+      return inActivity(store, (ctx) => store.drop(ctx, validateName('name', input.name)), await d.scope(input.target));
+    },
+
+    /** Before anything is stopped or dropped: can this server take these items (e.g. extensions, the owner role)? Read-only. */
+    async preflightRestore(input: { target: string; backupId: string; files: string[]; owner?: string; allowUnsigned?: boolean }): Promise<void> {
+      const store = openStore(d.config, input.target);
+      return inActivity(store, async (ctx) => {
+        if (!store.preflight) return;
+        const manifest = await readManifest(await d.repo(), input.target, input.backupId, d.trust(input.allowUnsigned));
+        await store.preflight(ctx, manifest.artifacts.filter((a) => input.files.includes(a.file)).map(itemOf), input.owner ? { owner: input.owner } : {});
+      });
+    },
+
+    /**
+     * After a restore: the readiness URL answers and the configured queries
+     * hold. For copies restored under other names (`copies`: item name -> copy),
+     * only the queries of restored databases run, against the copies; the
+     * readiness URL (the application's) is not asked. Read-only.
+     */
+    async sanityChecks(input: { target: string; copies?: Record<string, string> }): Promise<{ passed: string[] }> {
+      const store = openStore(d.config, input.target);
+      return inActivity(store, async (ctx) => {
+        const checks = targetOf(d.config, input.target).checks;
+        const passed: string[] = [];
+        if (checks?.readyUrl && !input.copies) {
+          await waitReady(checks.readyUrl, checks.readyTimeoutSeconds, ctx.signal);
+          passed.push(`ready ${checks.readyUrl}`);
+        }
+        for (const q of checks?.sql ?? []) {
+          if (!store.check) throw new LifeboatError('ConfigError', `target '${input.target}' (${store.kind}) has checks.sql, but ${store.kind} targets cannot run SQL checks`);
+          let database = q.database;
+          if (input.copies) {
+            const copy = input.copies[q.database ?? store.drillName()];
+            if (!copy) continue; // a database this restore did not copy: never check production instead
+            database = copy;
+          }
+          if (!(await store.check(ctx, database, q.query))) {
+            throw new LifeboatError('CheckFailed', `check on target '${input.target}'${database ? ` (${database})` : ''} did not hold after the restore: ${q.query}`);
+          }
+          passed.push(`${q.query}${database ? ` in ${database}` : ''}`);
+        }
+        return { passed };
+      });
+    },
+  };
+}

@@ -1,0 +1,128 @@
+import { Client, Connection } from '@temporalio/client';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import type { DrillResult } from '../../src/domain/plan';
+import { openRepository } from '../../src/repo';
+import { deleteBackup } from '../../src/repo/catalog';
+import { CrashWorker } from '../helpers/crash';
+import { stackConfig, testEnv, uniq } from '../helpers/env';
+import { dropInflux, influx, INFLUX_RPC, INFLUX_URL, influxHttp, influxPasswordFile } from '../contract/influxdb-kind';
+
+/**
+ * Kill -9 a real worker process in the middle of `influxd backup` and while
+ * `influxd restore` loads the database the restore has dropped,
+ * start a new one, and show the in-place drill still completes with every
+ * marker and every point, a clean repository, no spool folder left and no
+ * influxd left running.
+ */
+jest.setTimeout(900_000);
+
+const env = testEnv('crashinflux');
+const db = uniq('crashinflux');
+/** Points with an incompressible payload (about 80 MB of shards): influxd backup and restore each run for a while. */
+const POINTS = 600_000;
+let dir: string;
+let spoolDir: string;
+let configFile: string;
+let client: Client;
+let connection: Connection;
+const workers = new CrashWorker(() => configFile, () => client);
+
+/**
+ * Waits until the worker runs `influxd <verb>` on this file's spool folder
+ * (and `ready` holds), then kills the worker with SIGKILL and starts a new
+ * one; returns what the spool folder held right after the kill. Watching the
+ * processes, not heartbeats: a restore of this size loads in about a second,
+ * less than the worker's 3-second heartbeat throttle.
+ */
+async function crashDuring(verb: 'backup' | 'restore', ready: () => Promise<boolean> = async () => true): Promise<string[]> {
+  for (let i = 0; i < 30_000; i++) {
+    const running = (await influxdChildren()).filter((c) => c.includes(`influxd ${verb} `));
+    if (running.length && (await ready())) {
+      await workers.kill();
+      process.stderr.write(`killed the worker while it ran ${running.join('; ')}\n`);
+      const left = await readdir(spoolDir);
+      await workers.start();
+      return left;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`the worker never ran influxd ${verb}`);
+}
+
+async function spooled(): Promise<number> {
+  let n = 0;
+  for (const d of await readdir(spoolDir)) for (const f of await readdir(join(spoolDir, d)).catch(() => [])) n += (await stat(join(spoolDir, d, f)).catch(() => ({ size: 0 }))).size;
+  return n;
+}
+
+/** Processes whose command line names this file's spool folder (influxd backup/restore children). */
+async function influxdChildren(): Promise<string[]> {
+  const out: string[] = [];
+  for (const pid of (await readdir('/proc')).filter((p) => /^\d+$/.test(p))) {
+    const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes(spoolDir) && cmd.startsWith('influxd')) out.push(`${pid}: ${cmd.replace(/\0/g, ' ')}`);
+  }
+  return out;
+}
+
+async function points(): Promise<number> {
+  return Number((await influx('SELECT count("n") FROM "load"', db))[0]?.count ?? 0);
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'lifeboat-crashinflux-'));
+  spoolDir = await mkdtemp(join(tmpdir(), 'lifeboat-crashinflux-spool-'));
+  configFile = join(dir, 'lifeboat.yaml');
+  const base = stackConfig();
+  const target = { kind: 'influxdb', url: INFLUX_URL, user: 'lifeboat', password: { file: influxPasswordFile() }, rpcAddress: INFLUX_RPC, databases: [db], spoolDir };
+  await writeFile(configFile, stringify({ temporal: { ...base.temporal, taskQueue: env.taskQueue }, repository: env.config.repository, encryption: base.encryption, signing: base.signing, targets: { 'metrics-influx': target } }));
+  await influx(`CREATE DATABASE "${db}" WITH SHARD DURATION 1d`);
+  const now = Date.now();
+  for (let at = 0; at < POINTS; at += 10_000) {
+    const lines = Array.from({ length: 10_000 }, (_, i) => `load,src=s${(at + i) % 16} n=${at + i}i,payload="${randomBytes(96).toString('base64')}" ${now - (at + i) * 1000}`);
+    await influxHttp().write(db, `${lines.join('\n')}\n`, 'seeding', new AbortController().signal);
+  }
+  connection = await Connection.connect({ address: env.config.temporal.address });
+  client = new Client({ connection, namespace: env.config.temporal.namespace });
+  await workers.start();
+});
+
+afterAll(async () => {
+  await workers.kill();
+  await connection?.close();
+  await dropInflux(db);
+  await rm(dir, { recursive: true, force: true });
+  await rm(spoolDir, { recursive: true, force: true });
+});
+
+test('killed mid-backup and mid-restore, the in-place drill completes with every marker and point; nothing is left behind', async () => {
+  expect(await points()).toBe(POINTS);
+  const id = `drill/${env.taskQueue}/${randomBytes(3).toString('hex')}`;
+  const handle = await client.workflow.start('drillWorkflow', { taskQueue: env.taskQueue, workflowId: id, args: [{ mode: 'in-place' }] });
+
+  // While influxd backup writes its files: the dead attempt's spool folder stays behind, for now.
+  const afterBackupKill = await crashDuring('backup', async () => (await spooled()) > 1_000_000);
+  expect(afterBackupKill).toHaveLength(1);
+  // While influxd restore loads the database, which the restore dropped: the retry must start from nothing.
+  const afterRestoreKill = await crashDuring('restore');
+  expect(afterRestoreKill).toHaveLength(1);
+  expect(afterRestoreKill).not.toEqual(afterBackupKill); // the backup's retry removed the first one
+
+  const r = (await handle.result()) as DrillResult;
+  expect(r.ok).toBe(true);
+  expect(r.stores[0]!.markers).toMatchObject({ expected: 113, found: 113, unexpected: 0 });
+  expect(await points()).toBe(POINTS);
+
+  // The repository holds the one artifact, its sidecar and the manifest; no spool folder and no influxd is left.
+  const repo = await openRepository(env.config);
+  const files = (await repo.list(`metrics-influx/${r.backupId}`)).map((e) => e.name).sort();
+  expect(files).toEqual([`${db}.influxdb.tar.zst.age`, `${db}.influxdb.tar.zst.age.sha256`, 'manifest.json', 'manifest.json.sig']);
+  await deleteBackup(repo, 'metrics-influx', r.backupId); // 200 MB the next run does not need
+  expect(await readdir(spoolDir)).toEqual([]);
+  for (let i = 0; i < 600 && (await influxdChildren()).length; i++) await new Promise((res) => setTimeout(res, 100));
+  expect(await influxdChildren()).toEqual([]);
+});
