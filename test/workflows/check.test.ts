@@ -17,8 +17,8 @@ import { testEnv } from '../helpers/env';
 import { createDatabase, dropDatabase, seedApp } from '../helpers/pg';
 import { startHarness, type Harness } from '../helpers/temporal';
 
-/** Tests read manifests whatever their signature. */
-const anyTrust = { publicKeys: [], allowUnsigned: true };
+/** Tests read the manifests that the stack's signing key signed (or unsigned ones, where it has none). */
+const anyTrust = () => ({ publicKeys: env.config.signing?.publicKeys ?? [], allowUnsigned: true });
 
 /**
  * `lifeboat check [--read-data]` over a repository that real backups wrote (a
@@ -71,7 +71,7 @@ afterAll(async () => {
 });
 
 test('a repository as the backups wrote it is clean, with and without reading the data', async () => {
-  const pgArtifacts = (await readManifest(repo, 'app-pg', pgBackup, anyTrust)).artifacts.length;
+  const pgArtifacts = (await readManifest(repo, 'app-pg', pgBackup, anyTrust())).artifacts.length;
   const r = await lifeboat('check', '--json');
   expect(r.code).toBe(0);
   const out = JSON.parse(r.stdout);
@@ -88,7 +88,7 @@ test('a repository as the backups wrote it is clean, with and without reading th
 });
 
 test('damage is found and named: a flipped byte only by --read-data; truncation, a wrong sidecar and a missing pool object by both', async () => {
-  const m = await readManifest(repo, 'app-pg', pgBackup, anyTrust);
+  const m = await readManifest(repo, 'app-pg', pgBackup, anyTrust());
   const a = m.artifacts[0]!;
   const key = artifactKey('app-pg', pgBackup, a.file);
   const original = await getBytes(key);

@@ -33,7 +33,9 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'lifeboat-report-html-'));
   const base = stackConfig();
   const pg = base.targets.get('app-pg')!.settings;
-  const doc = (targets: Record<string, unknown>) => stringify({ temporal: { ...base.temporal, taskQueue: env.taskQueue }, repository: env.config.repository, encryption: base.encryption, targets });
+  // The stack signs manifests: the report counts only those its signing.publicKeys trust.
+  const signing = base.signing ? { signing: { publicKeys: base.signing.publicKeys } } : {};
+  const doc = (targets: Record<string, unknown>) => stringify({ temporal: { ...base.temporal, taskQueue: env.taskQueue }, repository: env.config.repository, encryption: base.encryption, ...signing, targets });
   oneTarget = join(dir, 'one.yaml');
   twoTargets = join(dir, 'two.yaml');
   await writeFile(oneTarget, doc({ 'app-pg': { ...pg, databases: [db] } }));

@@ -36,6 +36,8 @@ beforeAll(async () => {
       temporal: { ...base.temporal, taskQueue: env.taskQueue },
       repository: env.config.repository,
       encryption: base.encryption,
+      // The stack signs manifests: the report counts only those its signing.publicKeys trust.
+      ...(base.signing ? { signing: { publicKeys: base.signing.publicKeys } } : {}),
       targets: { 'app-pg': { ...base.targets.get('app-pg')!.settings, databases: [db] } },
     }),
   );

@@ -10,8 +10,8 @@ import { testEnv } from '../helpers/env';
 import { createDatabase, dropDatabase, seedApp } from '../helpers/pg';
 import { freePort, sample, startWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
 
-/** Tests read manifests whatever their signature. */
-const anyTrust = { publicKeys: [], allowUnsigned: true };
+/** Tests read the manifests that the stack's signing key signed (or unsigned ones, where it has none). */
+const anyTrust = () => ({ publicKeys: env.config.signing?.publicKeys ?? [], allowUnsigned: true });
 
 /**
  * A `lifeboat worker` process as an operator runs it (the built CLI, a config
@@ -47,8 +47,13 @@ beforeAll(async () => {
   await seedApp(env.config, db, 50);
 });
 
-afterAll(async () => {
+// A test that fails half-way must not leave its worker holding the metrics port for the next.
+afterEach(async () => {
   await worker?.stop();
+  worker = undefined;
+});
+
+afterAll(async () => {
   await dropDatabase(env.config, db);
   await rm(dir, { recursive: true, force: true });
 });
@@ -71,7 +76,7 @@ test('metrics: the SDK runtime series and per-target facts that match the backup
   expect(b.code).toBe(0);
   const backup = JSON.parse(b.stdout).result as BackupResult;
   const repo = await openRepository(env.config);
-  const m = await readManifest(repo, 'app-pg', backup.backupId, anyTrust);
+  const m = await readManifest(repo, 'app-pg', backup.backupId, anyTrust());
   const stored = m.artifacts.reduce((s, a) => s + a.bytes, 0);
 
   const afterBackup = await scrape();
@@ -86,7 +91,7 @@ test('metrics: the SDK runtime series and per-target facts that match the backup
   expect(d.code).toBe(0);
   const drill = JSON.parse(d.stdout) as DrillResult & { workflowId: string };
   const s = drill.stores[0]!;
-  const dm = await readManifest(repo, 'app-pg', drill.backupId, anyTrust);
+  const dm = await readManifest(repo, 'app-pg', drill.backupId, anyTrust());
 
   const afterDrill = await scrape();
   expect(sample(afterDrill, 'lifeboat_last_drill_success', labels)).toBe(1);
@@ -134,12 +139,14 @@ test('text logs: one line per event, each starting with its time and level, and 
   worker = undefined;
 });
 
-test('at level error the worker still says that it is up, and nothing below error', async () => {
+test('at level error the worker still says that it is up and that it stops, and nothing else below error', async () => {
   worker = startWorkerProcess(configFile, ['--log-level', 'error']);
   await worker.waitFor(STARTED);
   expect(await worker.stop()).toBe(0);
   const lines = worker.stderr().split('\n').filter((l) => l !== '');
-  expect(lines.filter((l) => !STARTED.test(l))).toEqual(lines.filter((l) => / ERROR /.test(l)));
+  expect(lines.some((l) => / INFO  SIGTERM: shutting down; /.test(l))).toBe(true);
+  const announced = (l: string) => STARTED.test(l) || /SIGTERM: shutting down/.test(l);
+  expect(lines.filter((l) => !announced(l))).toEqual(lines.filter((l) => / ERROR /.test(l)));
   worker = undefined;
 });
 
