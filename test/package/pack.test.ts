@@ -41,12 +41,15 @@ test('the tarball has the built CLI and workflows, and nothing of tests, benchma
   expect(stray).toEqual([]);
 });
 
-test('installed from the tarball into an empty folder, npx lifeboat runs the built code', async () => {
+test('installed from the tarball into an empty folder, npx lifeboat --version, --help and keygen run the built code', async () => {
   const app = join(dir, 'app');
   await mkdir(app);
   await writeFile(join(app, 'package.json'), '{ "name": "lifeboat-pack-test", "private": true }\n');
   await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball], { cwd: app, env: quiet, maxBuffer: 64 << 20 });
   expect(JSON.parse(await readFile(join(app, 'node_modules', pkg.name, 'package.json'), 'utf8')).version).toBe(pkg.version);
+
+  const version = await run('npx', ['--no-install', 'lifeboat', '--version'], { cwd: app, env: quiet });
+  expect(version.stdout.trim()).toBe(pkg.version);
 
   const help = await run('npx', ['--no-install', 'lifeboat', '--help'], { cwd: app, env: quiet });
   expect(help.stdout).toMatch(/^Usage: lifeboat /m);
