@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { targetOf, type Config } from '../config';
+import { targetOf, taskQueueOf, type Config } from '../config';
+import { checkSecrets } from '../config/load';
 import { makeBackupId, validateBackupId } from '../domain/names';
 import type { BackupResult, DrillMode, DrillResult, PruneResult, VerifyResult } from '../domain/plan';
 import { LifeboatError } from '../errors';
@@ -34,6 +35,8 @@ export function checkTargets(config: Config, targets: string[]): void {
 
 export async function worker(config: Config, out: Output, o: { targets?: string[]; taskQueue?: string }): Promise<ExitCode> {
   checkTargets(config, o.targets ?? []);
+  // The secrets it will read are there and private, before it takes any work.
+  checkSecrets(config, o.targets?.length ? o.targets : [...config.targets.keys()].filter((t) => taskQueueOf(config, t) === (o.taskQueue ?? config.temporal.taskQueue)));
   const queues = queuesToServe(config, o);
   const workers: Awaited<ReturnType<typeof createWorker>>[] = [];
   for (const q of queues) workers.push(await createWorker(config, q));
