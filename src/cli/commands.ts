@@ -47,7 +47,7 @@ export async function worker(config: Config, out: Output, o: { targets?: string[
     if (stopping) return;
     stopping = true;
     out.say(`${sig}: shutting down; activities in flight are handed back and retried by the next worker`);
-    for (const w of workers) w.worker.shutdown();
+    for (const w of workers) if (w.worker.getState() === 'RUNNING') w.worker.shutdown();
     setTimeout(() => process.exit(sig === 'SIGINT' ? EXIT.interrupted : EXIT.terminated), 20_000).unref();
   };
   process.on('SIGINT', stop);

@@ -68,7 +68,7 @@ export async function runWorkflow<T>(config: Config, out: Output, type: string, 
     const lines = [`\n${sig === 'SIGINT' ? 'interrupted' : 'terminated'}: stopped waiting for ${workflowId}`];
     if (workers.length) {
       // Hand the run back: activities in flight are cancelled and retried by the next worker; nothing is lost.
-      for (const w of workers) w.worker.shutdown();
+      for (const w of workers) stopWorker(w);
       await Promise.race([running, new Promise((r) => setTimeout(r, SHUTDOWN_DEADLINE_MS - 2000))]).catch(() => undefined);
       lines.push(`  the run is not cancelled: it waits for a worker and goes on when one starts (lifeboat worker)`);
     } else if (handle) {
@@ -123,11 +123,16 @@ export async function runWorkflow<T>(config: Config, out: Output, type: string, 
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    for (const w of workers) w.worker.shutdown();
+    for (const w of workers) stopWorker(w);
     await running?.catch(() => undefined);
     for (const w of workers) await w.connection.close().catch(() => undefined);
     await t.close().catch(() => undefined);
   }
+}
+
+/** Asks a worker to shut down; one that is already draining or stopped is left to it. */
+function stopWorker(w: Awaited<ReturnType<typeof createWorker>>): void {
+  if (w.worker.getState() === 'RUNNING') w.worker.shutdown();
 }
 
 /** Refuses to start a run that no worker would pick up, naming the queue and how to serve it. */
