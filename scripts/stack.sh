@@ -585,6 +585,8 @@ write_config() {
 
 cmd_up() {
   local svc pid
+  # Node runs small JSON steps here (OpenBao's init) and lifeboat itself (pitr setup): the project's Node 24.
+  PATH="$(bash "$ROOT/scripts/node.sh"):$PATH"
   mkdir -p "$STATE" "$CACHE/bin" "$CACHE/logs"
   chmod 711 "$STATE" # others (the postgres user) may traverse, not list
   touch "$STATE/.lifeboat-stack" # marks the folder as ours for `down --purge`

@@ -28,7 +28,7 @@ export function pruneActivities(d: Deps) {
           try {
             const { signature } = await loadManifest(r, input.target, b.backupId, trust.publicKeys);
             if (signature.state === 'bad') throw new Error(`not authentic: ${signature.why}`);
-            if (signature.state === 'unsigned' && !trust.allowUnsigned) throw new Error('not signed (prune --allow-unsigned counts unsigned backups)');
+            if (signature.state !== 'signed' && !trust.allowUnsigned) throw new Error(signature.state === 'unchecked' ? 'its signature cannot be checked: the config has no signing.publicKeys' : 'not signed (prune --allow-unsigned counts unsigned backups)');
             facts.push({ backupId: b.backupId, verified: (await readVerification(r, input.target, b.backupId))?.ok === true });
           } catch (err) {
             damaged.push({ backupId: b.backupId, why: messageOf(err) });

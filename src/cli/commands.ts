@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { targetOf, type Config } from '../config';
+import { targetOf, taskQueueOf, type Config } from '../config';
+import { checkSecrets } from '../config/load';
 import { makeBackupId, validateBackupId } from '../domain/names';
 import type { BackupResult, DrillMode, DrillResult, PruneResult, VerifyResult } from '../domain/plan';
 import { LifeboatError } from '../errors';
@@ -34,6 +35,8 @@ export function checkTargets(config: Config, targets: string[]): void {
 
 export async function worker(config: Config, out: Output, o: { targets?: string[]; taskQueue?: string }): Promise<ExitCode> {
   checkTargets(config, o.targets ?? []);
+  // The secrets it will read are there and private, before it takes any work.
+  checkSecrets(config, o.targets?.length ? o.targets : [...config.targets.keys()].filter((t) => taskQueueOf(config, t) === (o.taskQueue ?? config.temporal.taskQueue)));
   const queues = queuesToServe(config, o);
   // With metrics: in the config, one endpoint for the process, before any worker exists.
   const metrics = await serveWorkerMetrics(config);
@@ -47,7 +50,7 @@ export async function worker(config: Config, out: Output, o: { targets?: string[
     if (stopping) return;
     stopping = true;
     announce(`${sig}: shutting down; activities in flight are handed back and retried by the next worker`, { signal: sig });
-    for (const w of workers) w.worker.shutdown();
+    for (const w of workers) if (w.worker.getState() === 'RUNNING') w.worker.shutdown();
     setTimeout(() => process.exit(sig === 'SIGINT' ? EXIT.interrupted : EXIT.terminated), 20_000).unref();
   };
   process.on('SIGINT', stop);

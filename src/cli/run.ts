@@ -3,7 +3,7 @@ import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair
 import type { Config } from '../config';
 import { SEARCH_ATTRIBUTES } from '../domain/search-attributes';
 import { LifeboatError } from '../errors';
-import { createWorker } from '../worker';
+import { createWorker, queuesToServe } from '../worker';
 import { connect, missingWorkers, resultOf, uiUrl, type FailureInfo, type Temporal } from './client';
 import { EXIT } from './exit';
 import type { Output } from './output';
@@ -53,8 +53,8 @@ const SHUTDOWN_DEADLINE_MS = 15_000;
 export async function runWorkflow<T>(config: Config, out: Output, type: string, workflowId: string, input: unknown, opts: RunOptions & { tags?: RunTags }): Promise<RunOutcome<T>> {
   const tags = opts.tags ?? { operation: type.replace(/Workflow$/, ''), targets: [] };
   const t = await connect(config);
-  let worker: Awaited<ReturnType<typeof createWorker>> | undefined;
-  let running: Promise<void> | undefined;
+  const workers: Array<Awaited<ReturnType<typeof createWorker>>> = [];
+  let running: Promise<unknown> | undefined;
   let stopFollowing: (() => Promise<void>) | undefined;
   let handle: WorkflowHandleWithFirstExecutionRunId | undefined;
   const onSignal = (sig: 'SIGINT' | 'SIGTERM') => void interrupted(sig);
@@ -66,9 +66,9 @@ export async function runWorkflow<T>(config: Config, out: Output, type: string, 
     await stopFollowing?.().catch(() => undefined);
     const url = handle ? uiUrl(config, workflowId, handle.firstExecutionRunId) : undefined;
     const lines = [`\n${sig === 'SIGINT' ? 'interrupted' : 'terminated'}: stopped waiting for ${workflowId}`];
-    if (worker) {
+    if (workers.length) {
       // Hand the run back: activities in flight are cancelled and retried by the next worker; nothing is lost.
-      worker.worker.shutdown();
+      for (const w of workers) stopWorker(w);
       await Promise.race([running, new Promise((r) => setTimeout(r, SHUTDOWN_DEADLINE_MS - 2000))]).catch(() => undefined);
       lines.push(`  the run is not cancelled: it waits for a worker and goes on when one starts (lifeboat worker)`);
     } else if (handle) {
@@ -79,15 +79,18 @@ export async function runWorkflow<T>(config: Config, out: Output, type: string, 
       lines.push(`  cancel it: lifeboat cancel ${workflowId}`);
     }
     process.stderr.write(`${lines.join('\n')}\n`);
-    await worker?.connection.close().catch(() => undefined);
+    for (const w of workers) await w.connection.close().catch(() => undefined);
     await t.close().catch(() => undefined);
     process.exit(sig === 'SIGINT' ? EXIT.interrupted : EXIT.terminated);
   };
 
   try {
     if (opts.withWorker) {
-      worker = await createWorker(config, { withShutdownSignals: false });
-      running = worker.worker.run();
+      // The default queue, and the own queue of every target of the run (a worker beside a store, here in-process).
+      const queues = queuesToServe(config, { targets: tags.targets.length ? tags.targets : [...config.targets.keys()] });
+      if (!queues.some((q) => !q.activitiesOnly)) queues.unshift({ taskQueue: config.temporal.taskQueue, activitiesOnly: false });
+      for (const q of queues) workers.push(await createWorker(config, q));
+      running = Promise.all(workers.map((w) => w.worker.run()));
       running.catch(() => undefined);
     } else {
       await requireWorkers(t, config, tags.targets);
@@ -113,20 +116,23 @@ export async function runWorkflow<T>(config: Config, out: Output, type: string, 
     }
     const url = uiUrl(config, workflowId, handle.firstExecutionRunId);
     out.say(`started ${type} ${workflowId}${url ? `\n  watch: ${url}` : ''}`);
-    stopFollowing = followProgress(handle, out.json, { client: t.client, config, targets: tags.targets, noWorkerCheck: Boolean(worker) });
+    stopFollowing = followProgress(handle, out.json, { client: t.client, config, targets: tags.targets, noWorkerCheck: workers.length > 0 });
     const r = await resultOf<T>(handle);
     await stopFollowing();
     return { workflowId, runId: handle.firstExecutionRunId, uiUrl: url, ...(r.ok ? { ok: true, value: r.value } : { ok: false, failure: r.failure }) };
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    if (worker) {
-      worker.worker.shutdown();
-      await running?.catch(() => undefined);
-      await worker.connection.close().catch(() => undefined);
-    }
+    for (const w of workers) stopWorker(w);
+    await running?.catch(() => undefined);
+    for (const w of workers) await w.connection.close().catch(() => undefined);
     await t.close().catch(() => undefined);
   }
+}
+
+/** Asks a worker to shut down; one that is already draining or stopped is left to it. */
+function stopWorker(w: Awaited<ReturnType<typeof createWorker>>): void {
+  if (w.worker.getState() === 'RUNNING') w.worker.shutdown();
 }
 
 /** Refuses to start a run that no worker would pick up, naming the queue and how to serve it. */

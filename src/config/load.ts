@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { LifeboatError } from '../errors';
 import { kindSettings } from '../stores';
-import { checkSecretFile } from './fields';
-import { configPath, parseConfigDocument, type Config } from './index';
+import { checkSecretFile, schemaContext } from './fields';
+import { configPath, parseConfigDocument, parseTargetSettings, type Config } from './index';
 
 /**
  * Reading lifeboat.yaml: YAML, then the one schema, with each target checked
@@ -35,7 +35,30 @@ export function loadConfig(explicit?: string): Config {
   return parseConfig(text, file);
 }
 
-/** Every secret file the config names exists, holds something and is private (mode 600). */
-export function checkSecrets(config: Config): void {
-  for (const f of config.secretFiles ?? []) checkSecretFile(f, `config ${config.file}`);
+/**
+ * The secret files a worker serving `targets` reads: the repository's keys,
+ * the age identity and the signing key, and those targets' own secrets
+ * (a worker beside one store needs only that store's).
+ */
+export function secretFilesFor(config: Config, targets: string[]): string[] {
+  const files = new Set<string>();
+  const r = config.repository;
+  if (r.kind === 's3') for (const ref of [r.accessKeyId, r.secretAccessKey]) if (ref && 'file' in ref) files.add(ref.file);
+  if (config.encryption?.identityFile) files.add(config.encryption.identityFile);
+  if (config.signing?.keyFile) files.add(config.signing.keyFile);
+  const kinds = kindSettings();
+  for (const name of targets) {
+    const t = config.targets.get(name);
+    const kind = t && kinds[t.kind];
+    if (!t || !kind) continue;
+    const c = schemaContext(config.file);
+    parseTargetSettings(config.file, t, kind.settings, c);
+    for (const f of c.secretFiles) files.add(f);
+  }
+  return [...files];
+}
+
+/** Every secret file a worker serving `targets` reads exists, holds something and is private (mode 600). */
+export function checkSecrets(config: Config, targets: string[]): void {
+  for (const f of secretFilesFor(config, targets)) checkSecretFile(f, `config ${config.file}`);
 }

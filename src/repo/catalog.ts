@@ -24,7 +24,7 @@ export interface Trust {
   allowUnsigned: boolean;
 }
 
-export type SignatureState = { state: 'signed'; key: string } | { state: 'unsigned' } | { state: 'bad'; why: string };
+export type SignatureState = { state: 'signed'; key: string } | { state: 'unsigned' } | { state: 'unchecked'; key?: string } | { state: 'bad'; why: string };
 
 /** A manifest as stored, with what its signature says; fails only when it does not parse. */
 export async function loadManifest(repo: Repository, target: string, backupId: string, publicKeys: readonly string[]): Promise<{ manifest: Manifest; signature: SignatureState }> {
@@ -37,6 +37,8 @@ export async function loadManifest(repo: Repository, target: string, backupId: s
   } catch {
     return { manifest: manifest.parsed, signature: { state: 'bad', why: `${repo.url(sigKey)} is not JSON` } };
   }
+  // Without trusted keys nothing can be checked: the signature says nothing, good or bad.
+  if (publicKeys.length === 0) return { manifest: manifest.parsed, signature: { state: 'unchecked', ...(typeof (sig as { key?: unknown })?.key === 'string' ? { key: (sig as { key: string }).key } : {}) } };
   const c = checkSignature(Buffer.from(manifest.text), sig, publicKeys);
   return { manifest: manifest.parsed, signature: c.ok ? { state: 'signed', key: c.key } : { state: 'bad', why: c.why } };
 }
@@ -52,7 +54,7 @@ export async function readManifest(repo: Repository, target: string, backupId: s
   if (signature.state === 'bad') {
     throw new LifeboatError('SignatureInvalid', `manifest ${where} is not authentic: ${signature.why}. Someone who can write to the repository may have replaced it; it was not used. Restore another backup (lifeboat ls)`);
   }
-  if (signature.state === 'unsigned' && !trust.allowUnsigned) {
+  if ((signature.state === 'unsigned' || signature.state === 'unchecked') && !trust.allowUnsigned) {
     throw new LifeboatError(
       'ManifestUnsigned',
       trust.publicKeys.length

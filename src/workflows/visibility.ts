@@ -15,7 +15,8 @@ const tagged = () => workflowInfo().typedSearchAttributes.get(operationKey) !== 
  * kind value per target), whoever started it: the CLI, a schedule, or the stock
  * `temporal` CLI without any. Only where the deployment registered them
  * (config `temporal.searchAttributes`), since an unknown attribute would fail
- * the workflow task. Leaves values the starter set alone.
+ * the workflow task. Leaves the operation the starter set alone; targets and
+ * kinds are set to what the run really covers.
  */
 export function tagRun(enabled: boolean, operation: string, refs: TargetRef[]): void {
   if (!enabled) return;

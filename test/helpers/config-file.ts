@@ -17,6 +17,7 @@ export async function writeConfigFile(dir: string, env: TestEnv, extra: Record<s
     temporal: { ...base.temporal, taskQueue: env.taskQueue },
     repository: { ...base.repository, ...(repo.kind === 's3' ? { prefix: repo.prefix } : {}) },
     targets: { 'app-pg': { ...(base.targets!['app-pg'] as object), databases: env.databases } },
+    schedules: { ...(base.schedules ?? {}), idPrefix: env.config.schedules!.idPrefix },
     ...extra,
   };
   const file = join(dir, 'lifeboat.yaml');

@@ -35,7 +35,14 @@ export function testEnv(name: string, opts: { databases?: number } = {}): TestEn
   if (!pg) throw new Error(`${base.file} has no 'app-pg' target`);
   const targets = new Map<string, TargetConfig>([['app-pg', { ...pg, settings: { ...pg.settings, databases } }]]);
   const repository = base.repository.kind === 's3' ? { ...base.repository, prefix: `test/${run}` } : base.repository;
-  return { config: { ...base, repository, targets }, taskQueue: `lifeboat-test-${run}`, databases };
+  // Its own id prefix, so its target locks (lock/<idPrefix>/<target>) never meet another file's or the stack's own drill.
+  const schedules = { ...base.schedules!, idPrefix: idPrefixOf(run) };
+  return { config: { ...base, repository, targets, schedules }, taskQueue: `lifeboat-test-${run}`, databases };
+}
+
+/** A schedules.idPrefix (1-40 of letters, digits, '.', '_', '-') for a test run. */
+export function idPrefixOf(run: string): string {
+  return `t-${run}`.slice(0, 40);
 }
 
 export function withTaskQueue(config: Config, taskQueue: string): Config {

@@ -39,6 +39,7 @@ beforeAll(async () => {
     temporal: { ...base.temporal, taskQueue: env.taskQueue },
     repository: { ...base.repository, ...(repo.kind === 's3' ? { prefix: repo.prefix } : {}) },
     targets: { 'cache-redis': { kind: 'redis', host: '127.0.0.1', port: redis.port, password: { file: redis.passwordFile }, scratchDir: join(dir, 'scratch') } },
+    schedules: { ...(base.schedules ?? {}), idPrefix: env.config.schedules!.idPrefix },
   };
   configFile = join(dir, 'lifeboat.yaml');
   await writeFile(configFile, stringify(doc));

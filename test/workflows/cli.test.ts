@@ -33,6 +33,7 @@ beforeAll(async () => {
       encryption: base.encryption,
       signing: base.signing,
       targets: { 'app-pg': { ...pg, databases: [db] } },
+      schedules: { idPrefix: env.config.schedules!.idPrefix },
     }),
   );
   await createDatabase(env.config, db);

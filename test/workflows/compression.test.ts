@@ -8,7 +8,7 @@ import { adminClient, bucketTarget, createBucket, removeBucket, uniqueBucket } f
 import type { DrillResult, RestoreResult } from '../../src/domain/plan';
 import { openRepository } from '../../src/repo';
 import { readManifest } from '../../src/repo/catalog';
-import { stackConfig, trustOf, uniq } from '../helpers/env';
+import { idPrefixOf, stackConfig, trustOf, uniq } from '../helpers/env';
 import { countRows, dropDatabase } from '../helpers/pg';
 import { startHarness } from '../helpers/temporal';
 
@@ -24,6 +24,7 @@ const config = (compression: Config['compression']): Config => ({
   ...base,
   compression,
   temporal: { ...base.temporal, taskQueue: `lifeboat-test-${run}` },
+  schedules: { ...base.schedules!, idPrefix: idPrefixOf(run) },
   repository: base.repository.kind === 's3' ? { ...base.repository, prefix: `test/${run}` } : base.repository,
 });
 const targets = [...base.targets.keys()];

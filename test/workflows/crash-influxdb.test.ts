@@ -79,7 +79,7 @@ beforeAll(async () => {
   configFile = join(dir, 'lifeboat.yaml');
   const base = stackConfig();
   const target = { kind: 'influxdb', url: INFLUX_URL, user: 'lifeboat', password: { file: influxPasswordFile() }, rpcAddress: INFLUX_RPC, databases: [db], spoolDir };
-  await writeFile(configFile, stringify({ temporal: { ...base.temporal, taskQueue: env.taskQueue }, repository: env.config.repository, encryption: base.encryption, signing: base.signing, targets: { 'metrics-influx': target } }));
+  await writeFile(configFile, stringify({ temporal: { ...base.temporal, taskQueue: env.taskQueue }, repository: env.config.repository, encryption: base.encryption, signing: base.signing, targets: { 'metrics-influx': target }, schedules: { idPrefix: env.config.schedules!.idPrefix } }));
   await influx(`CREATE DATABASE "${db}" WITH SHARD DURATION 1d`);
   const now = Date.now();
   for (let at = 0; at < POINTS; at += 10_000) {

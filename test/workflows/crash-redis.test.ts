@@ -93,6 +93,7 @@ beforeAll(async () => {
     temporal: { ...base.temporal, taskQueue: env.taskQueue },
     repository: { ...base.repository, ...(repo.kind === 's3' ? { prefix: repo.prefix } : {}) },
     targets: { 'cache-redis': { kind: 'redis', host: '127.0.0.1', port: redis.port, password: { file: redis.passwordFile }, scratchDir, restore: { mode: 'replay', inFlight: 1 } } },
+    schedules: { idPrefix: env.config.schedules!.idPrefix },
   };
   configFile = join(dir, 'lifeboat.yaml');
   await writeFile(configFile, stringify(doc));

@@ -59,7 +59,7 @@ beforeAll(async () => {
   const base = parse(await readFile(process.env.LIFEBOAT_CONFIG!, 'utf8')) as Record<string, Record<string, unknown>>;
   configFile = join(dir, 'lifeboat.yaml');
   const repository = { ...base.repository, prefix: (env.config.repository as S3RepositoryConfig).prefix };
-  await writeFile(configFile, stringify({ ...base, temporal: { ...base.temporal, taskQueue: env.taskQueue }, repository, targets: { [T]: vaultSettingsFor(bao) } }));
+  await writeFile(configFile, stringify({ ...base, temporal: { ...base.temporal, taskQueue: env.taskQueue }, repository, targets: { [T]: vaultSettingsFor(bao) }, schedules: { idPrefix: env.config.schedules!.idPrefix } }));
   connection = await Connection.connect({ address: env.config.temporal.address });
   client = new Client({ connection, namespace: env.config.temporal.namespace });
   await workers.start();

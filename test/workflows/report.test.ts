@@ -36,9 +36,9 @@ beforeAll(async () => {
       temporal: { ...base.temporal, taskQueue: env.taskQueue },
       repository: env.config.repository,
       encryption: base.encryption,
-      // The stack signs manifests: the report counts only those its signing.publicKeys trust.
-      ...(base.signing ? { signing: { publicKeys: base.signing.publicKeys } } : {}),
+      signing: base.signing,
       targets: { 'app-pg': { ...base.targets.get('app-pg')!.settings, databases: [db] } },
+      schedules: { idPrefix: env.config.schedules!.idPrefix },
     }),
   );
   await createDatabase(config, db);

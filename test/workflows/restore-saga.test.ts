@@ -93,7 +93,7 @@ beforeAll(async () => {
   await seedApp(config, slowDb, 10);
   const slowLog = join(dir, 'slow.log');
   const slowTarget = withTarget(withTaskQueue(env.config, `${env.taskQueue}-slow`), { hooks: { stopWriters: [], startWriters: [], postRestore: [note('migrate', { sleepMs: 150_000, file: slowLog, timeoutSeconds: 300 })] } }, [slowDb]);
-  // Its own id prefix: its lock (lock/saga-slow/app-pg) is not the other tests' (lock/lifeboat/app-pg), as for two deployments sharing a namespace.
+  // Its own id prefix: its lock (lock/saga-slow/app-pg) is not the other tests' (lock/<this file's prefix>/app-pg), as for two deployments sharing a namespace.
   const slowConfig: Config = { ...slowTarget, schedules: { ...slowTarget.schedules!, idPrefix: 'saga-slow' } };
   const harness = await startHarness(slowConfig);
   const slowBackup = newId();
@@ -272,7 +272,7 @@ test('a restore waiting for approval holds nothing (a backup runs meanwhile); on
     await stageOf(first.handle, 'stop writers');
     const second = await failureOf((await start('restoreWorkflow', { backupId, yes: true })).result);
     expect(second.type).toBe('TargetBusy');
-    expect(second.message).toContain(`target 'app-pg' is busy: the restore ${first.handle.workflowId} holds it (lock lock/lifeboat/app-pg)`);
+    expect(second.message).toContain(`target 'app-pg' is busy: the restore ${first.handle.workflowId} holds it (lock lock/${config.schedules!.idPrefix}/app-pg)`);
 
     const waiting = await start<BackupResult>('backupWorkflow', { targets: ['app-pg'], backupId: newId() });
     await stageOf(waiting.handle, 'waiting');

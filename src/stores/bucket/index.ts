@@ -216,7 +216,10 @@ export class BucketStore implements Store {
     const dir = this.markerFolder(nonce);
     const dayAgo = Date.now() - 86_400_000;
     await this.call(name, async (client) => {
-      const old = (await listAll(client, name, `${this.s.prefix}${this.s.drillPrefix}`, ctx.signal)).filter((o) => !o.key.startsWith(dir) && o.lastModified !== '' && Date.parse(o.lastModified) < dayAgo);
+      const root = `${this.s.prefix}${this.s.drillPrefix}`;
+      // Only what the drill itself writes, <nonce>/<seq>.json: anything else in the folder is not lifeboat's and stays.
+      const marker = new RegExp(`^${root.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[A-Za-z0-9-]{1,64}/\\d+\\.json$`);
+      const old = (await listAll(client, name, root, ctx.signal)).filter((o) => marker.test(o.key) && !o.key.startsWith(dir) && o.lastModified !== '' && Date.parse(o.lastModified) < dayAgo);
       await deleteKeys(client, name, old.map((o) => o.key), ctx.signal);
     });
     const seqs = Array.from({ length: count }, (_, i) => i + 1);

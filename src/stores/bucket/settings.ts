@@ -66,6 +66,7 @@ export const bucketSettings = (c: SchemaContext) => ({
     .meta({ description: 'file names written last on restore (and copied last on backup)' }),
   concurrency: wholeNumber(1, 256).default(16),
   drillPrefix: folder()
+    .refine((v) => v !== '', "must name a folder of its own (like 'lifeboat-drill/'): the drill writes and cleans up its markers there")
     .default('lifeboat-drill/')
     .meta({ description: 'folder below prefix where the drill writes its markers; point it away from live data (a reader such as Mimir takes every top-level folder as a tenant)' }),
 });

@@ -106,10 +106,17 @@ export class PostgresStore implements Store {
     const comingRoles = new Set(items.filter((i) => i.format === GLOBALS_FORMAT).flatMap((i) => readGlobalsRoles(i.meta)));
     const owner = this.ownerOf(options);
     const findings: Findings = { problems: [], warnings: [] };
+    const ownerSetting = options.owner ? 'restore --owner' : `targets.${this.target}.owner`;
     if (owner && !server.roles.has(owner) && !comingRoles.has(owner)) {
       findings.problems.push({
         type: 'RoleMissing',
-        message: `role '${owner}', which is to own the restored databases (${options.owner ? 'restore --owner' : `targets.${this.target}.owner`}), does not exist on the server: create it (CREATE ROLE ${owner} LOGIN), restore the target's globals first, or name another role`,
+        message: `role '${owner}', which is to own the restored databases (${ownerSetting}), does not exist on the server: create it (CREATE ROLE ${owner} LOGIN), restore the target's globals first, or name another role`,
+      });
+    } else if (owner && server.roles.has(owner) && !(await this.conn.withClient(this.s.maintenanceDatabase, (c) => c.query<{ ok: boolean }>("SELECT pg_has_role(current_user, $1, 'MEMBER') AS ok", [owner]))).rows[0]?.ok) {
+      // ALTER … OWNER TO needs membership in the new owner (a superuser has it): checked now, not after the restore.
+      findings.problems.push({
+        type: 'PermissionDenied',
+        message: `${this.s.user} may not hand objects to role '${owner}' (${ownerSetting}): it is not a member of it. GRANT ${owner} TO ${this.s.user}, or connect as a superuser`,
       });
     }
     for (const item of databases) {

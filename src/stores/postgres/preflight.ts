@@ -39,7 +39,7 @@ export interface RestoreOptions {
 
 export interface Findings {
   /** Each stops the restore before anything is dropped. */
-  problems: Array<{ type: 'ExtensionMissing' | 'RoleMissing' | 'ToolTooOld'; message: string }>;
+  problems: Array<{ type: 'ExtensionMissing' | 'RoleMissing' | 'ToolTooOld' | 'PermissionDenied'; message: string }>;
   warnings: string[];
 }
 

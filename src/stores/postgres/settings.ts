@@ -24,7 +24,7 @@ export const postgresSettings = (c: SchemaContext) => ({
   globalsRolePasswords: bool().default(true).meta({ description: "include the roles' password hashes in the globals" }),
   noOwner: bool().default(false).meta({ description: 'pg_restore --no-owner: restored objects belong to the restoring user, or to `owner`' }),
   noPrivileges: bool().default(false).meta({ description: 'pg_restore --no-acl: GRANTs are not restored' }),
-  owner: name().optional().meta({ description: 'role that owns the restored databases and every object in them (pg_restore --role … --no-owner); restore --owner overrides it' }),
+  owner: name().optional().meta({ description: 'role that owns the restored databases and every object in them (pg_restore --no-owner, then ALTER … OWNER TO each object); restore --owner overrides it' }),
   jobs: wholeNumber(1, 64).default(1).meta({ description: 'pg_restore --jobs N; above 1 the plaintext dump is spooled to a private file in spoolDir' }),
   spoolDir: path(c).optional().meta({ description: 'where a --jobs restore spools the plaintext dump (default: the OS temp folder)' }),
   pitr: pitrSettings(c).optional().meta({ description: 'point-in-time recovery with pgBackRest, beside the logical dumps (docs/pitr.md)' }),
