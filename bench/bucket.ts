@@ -26,6 +26,9 @@
  * the AWS SDK for JavaScript, about a third of that for rclone, competing with
  * MinIO for the same two cores. Concurrency 16 and 64 were slower than 32 here.
  */
+import { constants as zlibConstants, zstdCompressSync } from 'node:zlib';
+import { DEFAULT_COMPRESSION } from '../src/domain/compression';
+import type { Repository } from '../src/repo';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -63,6 +66,39 @@ export interface BucketBenchResult {
   samples: { lifeboat: number[]; rclone: number[] };
   /** CPU seconds (user + system) lifeboat's process spent in its median round. */
   lifeboatCpuSeconds: number;
+  /**
+   * Size: an encrypted, compressed backup of a mixed bucket (JSON-like text and
+   * random bytes, like a tenant's index and chunks) against `zstd -3` of each
+   * object: the pool's bytes over zstd's. Target <= 1.1.
+   */
+  artifactBytes: number;
+  zstdBytes: number;
+  zstdRatio: number;
+}
+
+/** The pool of a compressed, encrypted backup of a mixed bucket, against zstd -3 of each object. */
+async function sizeFigure(c: S3Client, repo: Repository, repoCfg: S3RepositoryConfig, base: Config, tag: string): Promise<{ artifactBytes: number; zstdBytes: number; zstdRatio: number }> {
+  const bucket = `lb-bench-${tag}-mixed`;
+  await c.send(new CreateBucketCommand({ Bucket: bucket }));
+  try {
+    const bodies: Array<[string, Buffer]> = [];
+    for (let i = 0; i < 200; i++) {
+      const text = Array.from({ length: 250 }, (_, j) => JSON.stringify({ ts: 1_700_000_000 + i * 1000 + j, tenant: `t${i % 7}`, series: `http_requests_total{code="${200 + (j % 5)}",path="/api/v${j % 3}/items/${(i * j) % 97}"}`, v: (i * j) % 1013 })).join('\n');
+      bodies.push([`tenant-${i % 7}/block-${i}/index.json`, Buffer.from(text)]);
+      bodies.push([`tenant-${i % 7}/block-${i}/chunks/000001`, randomBytes(64 * 1024)]);
+    }
+    await forEachLimit(bodies, 32, new AbortController().signal, ([Key, Body]) => c.send(new PutObjectCommand({ Bucket: bucket, Key, Body })).then(() => undefined));
+    const zstdBytes = bodies.reduce((n, [, b]) => n + zstdCompressSync(b, { params: { [zlibConstants.ZSTD_c_compressionLevel]: 3 } }).length, 0);
+    const target = { name: 'bench-mixed', kind: 'bucket', settings: { endpoint: repoCfg.endpoint, region: repoCfg.region, bucket, forcePathStyle: true, accessKeyId: repoCfg.accessKeyId, secretAccessKey: repoCfg.secretAccessKey } };
+    const store = new BucketStore(base.file, target);
+    const scope: Scope = { repo, dir: 'bench-mixed', encryption: base.encryption, compression: base.compression ?? DEFAULT_COMPRESSION, location: repoCfg };
+    await backupOnce(store, scope, makeBackupId(new Date(), randomBytes(2).toString('hex')));
+    const pool = await listAll(c, repoCfg.bucket, `${repoCfg.prefix}/bench-mixed/objects/`);
+    const artifactBytes = pool.reduce((n, o) => n + o.size, 0);
+    return { artifactBytes, zstdBytes, zstdRatio: Math.round((artifactBytes / zstdBytes) * 1000) / 1000 };
+  } finally {
+    await emptyBucket(c, bucket);
+  }
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -165,6 +201,9 @@ export async function benchBucket(opts: { objects: number; concurrency?: number;
     const encrypted: Scope = { repo, dir: 'bench-age', encryption: base.encryption, location: repoCfg };
     const encryptedSeconds = base.encryption ? await timed(() => backupOnce(store, encrypted, id())) : NaN;
 
+    process.stderr.write('[bench] size: a mixed bucket, compressed and encrypted, against zstd -3 of each object\n');
+    const size = await sizeFigure(c, repo, repoCfg, base, tag);
+
     const r2 = (x: number) => Math.round(x * 100) / 100;
     const lifeboatSeconds = median(samples.lifeboat);
     const rcloneSeconds = median(samples.rclone);
@@ -180,6 +219,7 @@ export async function benchBucket(opts: { objects: number; concurrency?: number;
       concurrency,
       samples: { lifeboat: samples.lifeboat, rclone: samples.rclone },
       lifeboatCpuSeconds: samples.cpu[samples.lifeboat.indexOf(lifeboatSeconds)]!,
+      ...size,
     };
   } finally {
     process.stderr.write('[bench] cleaning up\n');

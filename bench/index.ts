@@ -17,7 +17,11 @@ const USAGE = `usage: npm run bench -- [options]
   --json                 print one JSON object on stdout (progress stays on stderr)
   --scale-small N        pgbench scale of the small database (default 7, ~100 MB)
   --scale-large N        pgbench scale of the large database (default 70, ~1 GB)
-  --skip-large           only the small database (quick run; ratios then come from it)
+  --skip-large           no large pgbench database
+  --wide-mb N            size of the wide database (jsonb and text), MB (default 600)
+  --skip-wide            no wide database (the issue's targets are then not judged)
+  --levels L,L,…         zstd levels to compare on the wide database (default 1,3,9)
+  --overhead-scale N     pgbench scale of the small database whose backup overhead is measured (default 1)
   --runs N               timed runs of each side after the warm-ups (default 5; ratios of medians)
   --age-mib N            plaintext for the age measurement (default 1024)
   --part-size-mb N       override the repository's multipart part size for the worker
@@ -33,6 +37,10 @@ const USAGE = `usage: npm run bench -- [options]
 
 interface Options {
   json: boolean;
+  wideMB: number;
+  skipWide: boolean;
+  levels: number[];
+  overheadScale: number;
   scaleSmall: number;
   scaleLarge: number;
   skipLarge: boolean;
@@ -52,8 +60,8 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { json: false, scaleSmall: 7, scaleLarge: 70, skipLarge: false, runs: 5, ageMiB: 1024, clickhouseRows: 1_000_000, bucketObjects: 10_000, skipClickhouse: false, skipBucket: false, skipPitr: false, pitrOnly: false, strict: false, waitQuiet: 0 };
-  const flags: Record<string, keyof Options> = { '--json': 'json', '--skip-large': 'skipLarge', '--skip-clickhouse': 'skipClickhouse', '--skip-bucket': 'skipBucket', '--skip-pitr': 'skipPitr', '--pitr-only': 'pitrOnly', '--strict': 'strict' };
+  const o: Options = { json: false, wideMB: 600, skipWide: false, levels: [1, 3, 9], overheadScale: 1, scaleSmall: 7, scaleLarge: 70, skipLarge: false, runs: 5, ageMiB: 1024, clickhouseRows: 1_000_000, bucketObjects: 10_000, skipClickhouse: false, skipBucket: false, skipPitr: false, pitrOnly: false, strict: false, waitQuiet: 0 };
+  const flags: Record<string, keyof Options> = { '--json': 'json', '--skip-wide': 'skipWide', '--skip-large': 'skipLarge', '--skip-clickhouse': 'skipClickhouse', '--skip-bucket': 'skipBucket', '--skip-pitr': 'skipPitr', '--pitr-only': 'pitrOnly', '--strict': 'strict' };
   const numbers: Record<string, keyof Options> = {
     '--scale-small': 'scaleSmall',
     '--scale-large': 'scaleLarge',
@@ -65,6 +73,8 @@ function parseArgs(argv: string[]): Options {
     '--bucket-objects': 'bucketObjects',
     '--wait-quiet': 'waitQuiet',
     '--pitr-scale': 'pitrScale',
+    '--wide-mb': 'wideMB',
+    '--overhead-scale': 'overheadScale',
   };
   for (let i = 0; i < argv.length; i++) {
     const [a, inline] = argv[i]!.split('=', 2) as [string, string | undefined];
@@ -72,7 +82,10 @@ function parseArgs(argv: string[]): Options {
       process.stderr.write(`${USAGE}\n`);
       process.exit(0);
     }
-    if (flags[a]) {
+    if (a === '--levels') {
+      o.levels = (inline ?? argv[++i] ?? '').split(',').map(Number);
+      if (!o.levels.length || o.levels.some((l) => !Number.isInteger(l) || l < 1 || l > 19)) throw new Error(`--levels needs zstd levels 1-19, comma-separated\n${USAGE}`);
+    } else if (flags[a]) {
       (o as unknown as Record<string, unknown>)[flags[a]] = true;
     } else if (numbers[a]) {
       const v = Number(inline ?? argv[++i]);
@@ -85,7 +98,14 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-const TARGETS = { backupRatio: 1.1, restoreRatio: 1.1, ageMBps: 500, peakRssGrowth: 0.1 };
+/**
+ * The targets. On the wide database: the backup at most 0.7x bare `pg_dump -Fc`
+ * with an artifact no larger than its file, the restore at most 1.0x the
+ * hand-made pipeline; a small database's backup spends under 0.5 s outside
+ * pg_dump; ClickHouse and bucket artifacts within 1.1x of `zstd -3` of the
+ * same bytes; the worker's peak RSS under 200 MB and flat across sizes.
+ */
+const TARGETS = { backupRatioWide: 0.7, artifactVsDump: 1.0, restoreHandRatioWide: 1.0, smallOverheadSeconds: 0.5, zstdRatio: 1.1, ageMBps: 500, peakRssMB: 200, peakRssGrowth: 0.1 };
 
 /** Figures of one size (medians of the timed runs): MB/s of database bytes (pg_database_size) and of stored bytes. */
 function rates(r: SizeResult) {
@@ -176,6 +196,9 @@ async function main(): Promise<void> {
   });
   let small: SizeResult;
   let large: SizeResult | null = null;
+  let wide: SizeResult | null = null;
+  let levels: Awaited<ReturnType<PostgresBench['levels']>> = [];
+  let overhead: Awaited<ReturnType<PostgresBench['smallOverhead']>> | null = null;
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
       say(`${sig}: stopping the worker, dropping the restored copies, deleting the run's objects`);
@@ -185,50 +208,51 @@ async function main(): Promise<void> {
     });
   }
   try {
+    overhead = await pg.smallOverhead(o.overheadScale);
     small = await pg.measure(o.scaleSmall);
     if (!o.skipLarge) large = await pg.measure(o.scaleLarge);
+    if (!o.skipWide) {
+      wide = await pg.measure(0, 'wide', o.wideMB);
+      levels = await pg.levels(wide.database, o.levels);
+    }
   } finally {
     await pg.close();
   }
 
-  const clickhouse = o.skipClickhouse ? undefined : await optionalPart('clickhouse.js', 'benchClickhouse', { rows: o.clickhouseRows });
-  const bucket = o.skipBucket ? undefined : await optionalPart('bucket.js', 'benchBucket', { objects: o.bucketObjects });
+  const clickhouse = o.skipClickhouse ? undefined : ((await optionalPart('clickhouse.js', 'benchClickhouse', { rows: o.clickhouseRows })) as { zstdRatio?: number } | undefined);
+  const bucket = o.skipBucket ? undefined : ((await optionalPart('bucket.js', 'benchBucket', { objects: o.bucketObjects })) as { zstdRatio?: number } | undefined);
   const pitr = o.skipPitr ? undefined : await optionalPart('pitr.js', 'benchPitr', { scale: o.pitrScale ?? o.scaleLarge });
 
   const loadAtEnd = round(loadavg()[0]!, 2);
-  const main = large ?? small;
-  const peakRssSmallMB = small.worker.peakRssMB;
-  const peakRssLargeMB = large?.worker.peakRssMB ?? null;
-  const peakRssGrowth = peakRssLargeMB === null ? null : round(peakRssLargeMB / peakRssSmallMB - 1, 3);
+  const sizes = [small, large, wide].filter((x): x is SizeResult => x !== null);
+  const peakRssMB = Math.max(...sizes.map((x) => x.worker.peakRssMB));
+  const peakRssGrowth = large ? round(large.worker.peakRssMB / small.worker.peakRssMB - 1, 3) : null;
+  const judge = (v: number | null | undefined, ok: (x: number) => boolean) => (v === null || v === undefined ? null : ok(v));
   const pass = {
-    backupRatio: main.backup.ratio <= TARGETS.backupRatio,
-    restoreRatio: main.restore.ratio <= TARGETS.restoreRatio,
+    backupRatioWide: judge(wide?.backup.ratio, (x) => x <= TARGETS.backupRatioWide),
+    artifactVsDump: judge(wide ? wide.backup.artifactBytes / wide.backup.bareDumpBytes : null, (x) => x <= TARGETS.artifactVsDump),
+    restoreHandRatioWide: judge(wide?.restore.handRatio, (x) => x <= TARGETS.restoreHandRatioWide),
+    smallOverhead: judge(overhead?.outsideDumpSeconds, (x) => x < TARGETS.smallOverheadSeconds),
+    clickhouseZstd: judge(clickhouse?.zstdRatio, (x) => x <= TARGETS.zstdRatio),
+    bucketZstd: judge(bucket?.zstdRatio, (x) => x <= TARGETS.zstdRatio),
     ageMBps: ageMBps >= TARGETS.ageMBps,
-    peakRss: peakRssGrowth === null ? null : Math.abs(peakRssGrowth) <= TARGETS.peakRssGrowth,
+    peakRssMB: peakRssMB < TARGETS.peakRssMB,
+    peakRssFlat: judge(peakRssGrowth, (x) => Math.abs(x) <= TARGETS.peakRssGrowth),
   };
   const allPass = Object.values(pass).every((v) => v !== false);
-  const r = rates(main);
   const result = {
-    backupRatio: main.backup.ratio,
-    restoreRatio: main.restore.ratio,
-    ratiosFrom: large ? 'large' : 'small',
+    targets: TARGETS,
+    pass,
+    allPass,
+    wide: wide ? { ...wide, rates: rates(wide), artifactVsDump: round(wide.backup.artifactBytes / wide.backup.bareDumpBytes, 3) } : null,
+    levels,
+    smallOverhead: overhead,
     ageMBps,
     ageSealMBps: round(age.sealMBps, 0),
     ageOpenMBps: round(age.openMBps, 0),
     ageBytes: o.ageMiB * MiB,
-    peakRssSmallMB,
-    peakRssLargeMB,
+    peakRssMB,
     peakRssGrowth,
-    dbBytesSmall: small.dbBytes,
-    dbBytesLarge: large?.dbBytes ?? null,
-    ...r,
-    backupActivitySeconds: main.backup.orchestratedActivitySeconds,
-    restoreActivitySeconds: main.restore.orchestratedActivitySeconds,
-    artifactBytesSmall: small.backup.artifactBytes,
-    artifactBytesLarge: large?.backup.artifactBytes ?? null,
-    targets: TARGETS,
-    pass,
-    allPass,
     runs: o.runs,
     machine,
     loadAverage: { start: loadAtStart, end: loadAtEnd },
@@ -241,7 +265,7 @@ async function main(): Promise<void> {
   if (o.json) {
     stdoutWrite(`${JSON.stringify(result)}\n`);
   } else {
-    printTable(result, main, large !== null, { clickhouse, bucket, pitr });
+    printTable(result, { clickhouse, bucket, pitr });
   }
   if (o.strict && !allPass) process.exitCode = 1;
 }
@@ -252,36 +276,57 @@ const breakdown = (b: Record<string, number>) =>
     .join(', ');
 
 function printTable(
-  res: { backupRatio: number; restoreRatio: number; ageMBps: number; ageSealMBps: number; ageOpenMBps: number; peakRssSmallMB: number; peakRssLargeMB: number | null; peakRssGrowth: number | null; dbBytesSmall: number; dbBytesLarge: number | null; pass: Record<string, boolean | null>; postgres: { small: SizeResult } },
-  main: SizeResult,
-  hasLarge: boolean,
+  res: {
+    pass: Record<string, boolean | null>;
+    wide: (SizeResult & { artifactVsDump: number }) | null;
+    levels: Array<{ level: number; seconds: number; artifactBytes: number }>;
+    smallOverhead: { database: string; bareSeconds: number; orchestratedSeconds: number; outsideDumpSeconds: number; activitySeconds: Record<string, number> } | null;
+    ageMBps: number;
+    ageSealMBps: number;
+    ageOpenMBps: number;
+    peakRssMB: number;
+    peakRssGrowth: number | null;
+    postgres: { small: SizeResult; large: SizeResult | null };
+  },
   others: { clickhouse?: unknown; bucket?: unknown; pitr?: unknown },
 ): void {
-  const verdict = (v: boolean | null) => (v === null ? 'skipped' : v ? 'pass' : 'FAIL');
-  const r = rates(main);
-  const size = `${main.database}, ${(main.dbBytes / MB).toFixed(0)} MB`;
-  const rows: string[][] = [
-    ['figure', 'value', 'target', 'result'],
-    [`backup ratio (orchestrated / bare pg_dump -Fc; ${size})`, res.backupRatio.toFixed(3), `<= ${TARGETS.backupRatio.toFixed(2)}`, verdict(res.pass.backupRatio!)],
-    [`restore ratio (verify + restore / bare pg_restore; ${size})`, res.restoreRatio.toFixed(3), `<= ${TARGETS.restoreRatio.toFixed(2)}`, verdict(res.pass.restoreRatio!)],
-    ['age throughput (min of seal, open)', `${res.ageMBps} MB/s (seal ${res.ageSealMBps}, open ${res.ageOpenMBps})`, `>= ${TARGETS.ageMBps} MB/s`, verdict(res.pass.ageMBps!)],
-    [`worker peak RSS, small db (${(res.dbBytesSmall / MB).toFixed(0)} MB)`, `${res.peakRssSmallMB} MB`, '', ''],
-    [
-      `worker peak RSS, large db (${res.dbBytesLarge === null ? 'skipped' : `${(res.dbBytesLarge / MB).toFixed(0)} MB`})`,
-      res.peakRssLargeMB === null ? '-' : `${res.peakRssLargeMB} MB (${res.peakRssGrowth! >= 0 ? '+' : ''}${(res.peakRssGrowth! * 100).toFixed(1)}%)`,
-      `within ${TARGETS.peakRssGrowth * 100}% of small`,
-      verdict(res.pass.peakRss!),
-    ],
-    ['backup, orchestrated / bare', `${r.backupSeconds}s / ${r.bareBackupSeconds}s (${r.backupMBps} / ${r.bareBackupMBps} MB/s of database)`, '', ''],
-    ['restore, orchestrated / bare', `${r.restoreSeconds}s / ${r.bareRestoreSeconds}s (${r.restoreMBps} / ${r.bareRestoreMBps} MB/s of database)`, '', ''],
-    ['orchestrated backup, where the time goes (medians)', breakdown(main.backup.orchestratedActivitySeconds), '', ''],
-    ['orchestrated restore, where the time goes (medians)', breakdown(main.restore.orchestratedActivitySeconds), '', ''],
-    ['artifact (age) / bare dump file', `${(r.artifactBytes / MB).toFixed(1)} MB / ${(r.bareDumpBytes / MB).toFixed(1)} MB (stored at ${r.artifactMBps} MB/s)`, '', ''],
-  ];
-  if (!hasLarge) rows.push(['(--skip-large: ratios from the small database)', '', '', '']);
+  const verdict = (v: boolean | null | undefined) => (v === null || v === undefined ? 'skipped' : v ? 'pass' : 'FAIL');
+  const w = res.wide;
+  const mb = (n: number) => `${(n / MB).toFixed(1)} MB`;
+  const ch = others.clickhouse as { zstdRatio?: number; artifactBytes?: number; zstdBytes?: number } | undefined;
+  const bk = others.bucket as { zstdRatio?: number; artifactBytes?: number; zstdBytes?: number } | undefined;
+  const rows: string[][] = [['figure', 'value', 'target', 'result']];
+  if (w) {
+    const r = rates(w);
+    const size = `${w.database}, ${mb(w.dbBytes)}`;
+    rows.push(
+      [`backup / bare pg_dump -Fc (${size})`, `${w.backup.ratio.toFixed(3)} (${r.backupSeconds}s / ${r.bareBackupSeconds}s)`, `<= ${TARGETS.backupRatioWide}`, verdict(res.pass.backupRatioWide)],
+      ['backup / hand-made pipeline (pg_dump -Fc | age | rclone rcat)', w.backup.handRatio?.toFixed(3) ?? '-', '', ''],
+      ['stored artifact / pg_dump -Fc file', `${w.artifactVsDump.toFixed(3)} (${mb(w.backup.artifactBytes)} / ${mb(w.backup.bareDumpBytes)})`, `<= ${TARGETS.artifactVsDump}`, verdict(res.pass.artifactVsDump)],
+      ['restore / hand-made pipeline (rclone cat | age -d | pg_restore)', `${w.restore.handRatio?.toFixed(3) ?? '-'} (${r.restoreSeconds}s)`, `<= ${TARGETS.restoreHandRatioWide}`, verdict(res.pass.restoreHandRatioWide)],
+      ['restore / bare pg_restore of a local file', w.restore.ratio.toFixed(3), '', ''],
+      ['wide backup, where the time goes (medians)', breakdown(w.backup.orchestratedActivitySeconds), '', ''],
+      ['wide restore, where the time goes (medians)', breakdown(w.restore.orchestratedActivitySeconds), '', ''],
+      ...res.levels.map((l) => [`zstd level ${l.level} (wide backup)`, `${l.seconds}s, ${mb(l.artifactBytes)} stored`, '', '']),
+    );
+  }
+  const so = res.smallOverhead;
+  if (so) rows.push([`small backup outside pg_dump (${so.database})`, `${so.outsideDumpSeconds.toFixed(3)}s (${so.orchestratedSeconds}s - ${so.bareSeconds}s; ${breakdown(so.activitySeconds)})`, `< ${TARGETS.smallOverheadSeconds}s`, verdict(res.pass.smallOverhead)]);
+  rows.push(
+    ['ClickHouse artifact / zstd -3 of the same Native bytes', ch?.zstdRatio !== undefined ? `${ch.zstdRatio.toFixed(3)} (${mb(ch.artifactBytes ?? 0)} / ${mb(ch.zstdBytes ?? 0)})` : '-', `<= ${TARGETS.zstdRatio}`, verdict(res.pass.clickhouseZstd)],
+    ['bucket pool / zstd -3 of the same objects', bk?.zstdRatio !== undefined ? `${bk.zstdRatio.toFixed(3)} (${mb(bk.artifactBytes ?? 0)} / ${mb(bk.zstdBytes ?? 0)})` : '-', `<= ${TARGETS.zstdRatio}`, verdict(res.pass.bucketZstd)],
+    ['age throughput (min of seal, open)', `${res.ageMBps} MB/s (seal ${res.ageSealMBps}, open ${res.ageOpenMBps})`, `>= ${TARGETS.ageMBps} MB/s`, verdict(res.pass.ageMBps)],
+    ['worker peak RSS (largest of all sizes)', `${res.peakRssMB} MB`, `< ${TARGETS.peakRssMB} MB`, verdict(res.pass.peakRssMB)],
+    ['worker peak RSS, large / small pgbench', res.peakRssGrowth === null ? '-' : `${res.peakRssGrowth >= 0 ? '+' : ''}${(res.peakRssGrowth * 100).toFixed(1)}%`, `within ${TARGETS.peakRssGrowth * 100}%`, verdict(res.pass.peakRssFlat)],
+  );
+  for (const [label, x] of [['small', res.postgres.small], ['large', res.postgres.large]] as const) {
+    if (!x) continue;
+    const r = rates(x);
+    rows.push([`pgbench ${label} (${x.database}, ${mb(x.dbBytes)}): backup / bare, restore / bare`, `${x.backup.ratio.toFixed(3)} (${r.backupSeconds}s), ${x.restore.ratio.toFixed(3)} (${r.restoreSeconds}s); artifact ${mb(x.backup.artifactBytes)} vs dump ${mb(x.backup.bareDumpBytes)}`, '', '']);
+  }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
   const line = (row: string[]) => row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd();
-  process.stdout.write(`${[line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n')}\n`);
+  process.stdout.write(`${[line(rows[0]!), widths.map((x) => '-'.repeat(x)).join('  '), ...rows.slice(1).map(line)].join('\n')}\n`);
   // The other parts' figures, as they report them.
   for (const [name, v] of Object.entries(others)) if (v !== undefined) process.stdout.write(`\n${name}: ${JSON.stringify(v)}\n`);
 }

@@ -1,8 +1,12 @@
 /**
  * The PostgreSQL part of `npm run bench`: lifeboat's orchestrated backup and
  * restore (real workflows through Temporal, run by a real worker process)
- * against bare pg_dump / pg_restore with a local file, on pgbench databases,
- * and the worker process's peak RSS. See docs/benchmarks.md.
+ * against two baselines: bare pg_dump / pg_restore with a local file, and the
+ * pipeline an operator writes by hand (`pg_dump -Fc | age | rclone rcat`,
+ * `rclone cat | age -d | pg_restore`), on a pgbench database and a wide one
+ * (jsonb and text); the stored artifact's size against pg_dump -Fc's file; the
+ * effect of the zstd level; and the worker process's peak RSS. See
+ * docs/benchmarks.md.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -35,8 +39,12 @@ export interface PostgresBenchOptions {
 export interface Comparison {
   bareSeconds: number[];
   orchestratedSeconds: number[];
-  /** The median over the timed runs of orchestrated / bare (each run's two sides ran back to back). */
+  /** The hand-made pipeline (pg_dump -Fc | age | rclone rcat, and back), when measured. */
+  handSeconds: number[];
+  /** The median over the timed runs of orchestrated / bare (each run's sides ran back to back). */
   ratio: number;
+  /** The same, orchestrated / hand-made pipeline. */
+  handRatio: number | null;
   /** median(orchestrated) / median(bare): the same figure, less robust to drifting load. */
   ratioOfMedians: number;
   /** Median seconds per activity type of the timed orchestrated runs, and `other`: the rest of the wall time. */
@@ -44,7 +52,10 @@ export interface Comparison {
 }
 
 export interface SizeResult {
+  /** pgbench scale, or 0 for the wide database. */
   scale: number;
+  /** What the database holds: `pgbench` or `wide` (jsonb and text). */
+  shape: 'pgbench' | 'wide';
   database: string;
   dbBytes: number;
   reused: boolean;
@@ -165,8 +176,45 @@ export class PostgresBench {
     return { name, reused: false, buildSeconds: round(seconds, 1) };
   }
 
+  /**
+   * `lifeboat_bench_wide_<MB>`: rows of jsonb and text (not pgbench's
+   * integers), about `mb` MB as PostgreSQL stores them; built once and reused.
+   */
+  async ensureWideDatabase(mb: number): Promise<{ name: string; reused: boolean; buildSeconds?: number }> {
+    const name = `lifeboat_bench_wide_${mb}`;
+    const mark = `lifeboat bench: wide ${mb} MB, complete`;
+    const [row] = await this.sql<{ c: string | null }>(this.pg.maintenanceDatabase, "SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = $1", [name]);
+    if (row && row.c === mark) {
+      say(`reusing database ${name}; drop it to rebuild`);
+      return { name, reused: true };
+    }
+    await this.dropDatabase(name);
+    await this.sql(this.pg.maintenanceDatabase, `CREATE DATABASE ${this.ident(name)}`);
+    // About 560 bytes a row on disk: documents with varied keys and values, a free-text body, a timestamp.
+    const rows = Math.round((mb * MB) / 560);
+    say(`building ${name}: ${rows} rows of jsonb and text (about ${mb} MB)`);
+    const { seconds } = await timed(async () => {
+      await this.sql(
+        name,
+        `CREATE TABLE events AS
+           SELECT g AS id,
+                  jsonb_build_object('tenant', 'tenant-' || (g % 97), 'user', 'user-' || (g % 5003), 'kind', (ARRAY['click','view','buy','refund','login'])[1 + g % 5],
+                                     'tags', jsonb_build_array('t' || (g % 13), 't' || (g % 29)), 'score', (g::bigint * 7919) % 1000, 'session', md5(g::text)) AS doc,
+                  'event ' || g || ': ' || repeat(md5((g * 3)::text) || ' lorem ipsum dolor sit amet ', 3) AS body,
+                  timestamptz '2026-01-01' + (g || ' seconds')::interval AS at
+             FROM generate_series(1, $1::int) AS g`,
+        [rows],
+      );
+      await this.sql(name, 'ALTER TABLE events ADD PRIMARY KEY (id)');
+      await this.sql(name, 'CREATE INDEX events_at ON events (at)');
+    });
+    await this.sql(this.pg.maintenanceDatabase, `COMMENT ON DATABASE ${this.ident(name)} IS '${mark}'`);
+    say(`built ${name} in ${seconds.toFixed(0)}s`);
+    return { name, reused: false, buildSeconds: round(seconds, 1) };
+  }
+
   /** A config for the worker: the stack's, with one target backing up `database` and this run's prefix. */
-  private writeWorkerConfig(database: string): { file: string; partSizeMB: number; queueSize: number } {
+  private writeWorkerConfig(database: string, compressionLevel?: number): { file: string; partSizeMB: number; queueSize: number } {
     const raw = parse(readFileSync(this.stack.file, 'utf8')) as Record<string, unknown>;
     const from = dirname(this.stack.file);
     // Paths in the stack config are relative to it; the bench config lives elsewhere.
@@ -190,8 +238,8 @@ export class PostgresBench {
     // Like for like with one bare pg_dump: just the database, not the server's roles (`globals`,
     // on by default where supported; an unknown key to versions without it).
     const target = { ...base, databases: [database], drillDatabase: database, globals: false };
-    const out = { ...cfg, repository: repo, targets: { [this.target]: target } };
-    const file = join(this.opts.workDir, `lifeboat-bench-${database}.yaml`);
+    const out = { ...cfg, repository: repo, targets: { [this.target]: target }, ...(compressionLevel ? { compression: { level: compressionLevel } } : {}) };
+    const file = join(this.opts.workDir, `lifeboat-bench-${database}${compressionLevel ? `-z${compressionLevel}` : ''}.yaml`);
     writeFileSync(file, stringify(out), { mode: 0o600 });
     const parsed = loadConfig(file).repository;
     return { file, partSizeMB: parsed.kind === 's3' ? parsed.partSizeMB : 0, queueSize: parsed.kind === 's3' ? parsed.queueSize : 0 };
@@ -234,17 +282,47 @@ export class PostgresBench {
     await run(this.tool('pg_restore'), [...this.connArgs(), '--exit-on-error', '--dbname', into, file], { env: this.toolEnv() });
   }
 
+  /** The rclone remote path of the hand-made pipeline's artifact, under this run's prefix. */
+  private handObject(database: string): string {
+    const r = this.stack.repository;
+    if (r.kind !== 's3') throw new Error('the hand-made pipeline baseline needs the S3 repository');
+    return `local-minio:${r.bucket}/${this.prefix}/hand/${database}.dump.age`;
+  }
+
+  /** What an operator writes by hand: pg_dump -Fc | age -r R | rclone rcat. Recipients are public; no secret in argv. */
+  private handBackup(database: string): Promise<string> {
+    const recipient = this.stack.encryption?.recipients[0];
+    if (!recipient) throw new Error('the hand-made pipeline baseline needs encryption recipients');
+    const q = (x: string) => `'${x.replace(/'/g, "'\\''")}'`;
+    const pipe = `${q(this.tool('pg_dump'))} ${this.connArgs().map(q).join(' ')} --format=custom --dbname ${q(database)} | age -r ${q(recipient)} | rclone --config ${q(this.rcloneConfig)} rcat ${q(this.handObject(database))}`;
+    return run('bash', ['-o', 'pipefail', '-c', pipe], { env: { ...this.toolEnv(), AWS_CA_BUNDLE: '' } });
+  }
+
+  /** And back: rclone cat | age -d -i IDENTITY | pg_restore. */
+  private handRestore(database: string, into: string): Promise<string> {
+    const identity = this.stack.encryption?.identityFile;
+    if (!identity) throw new Error('the hand-made pipeline baseline needs encryption.identityFile');
+    const q = (x: string) => `'${x.replace(/'/g, "'\\''")}'`;
+    const pipe = `rclone --config ${q(this.rcloneConfig)} cat ${q(this.handObject(database))} | age -d -i ${q(identity)} | ${q(this.tool('pg_restore'))} ${this.connArgs().map(q).join(' ')} --exit-on-error --dbname ${q(into)}`;
+    return run('bash', ['-o', 'pipefail', '-c', pipe], { env: { ...this.toolEnv(), AWS_CA_BUNDLE: '' } });
+  }
+
+  private get rcloneConfig(): string {
+    return join(dirname(this.opts.passfile), 'rclone.conf');
+  }
+
   /**
    * One database size, in a fresh worker process: warm-up then timed backups
    * (bare and orchestrated, alternating), warm-up then timed restores, then
    * the worker's peak RSS.
    */
-  async measure(scale: number): Promise<SizeResult> {
-    const db = await this.ensureDatabase(scale);
+  async measure(scale: number, shape: 'pgbench' | 'wide' = 'pgbench', wideMB = 0): Promise<SizeResult> {
+    const db = shape === 'wide' ? await this.ensureWideDatabase(wideMB) : await this.ensureDatabase(scale);
     const dbBytes = await this.databaseBytes(db.name);
     say(`${db.name}: ${(dbBytes / MB).toFixed(0)} MB (pg_database_size)`);
     const dumpFile = join(this.opts.workDir, `${db.name}.dump`);
     const intoBare = `${db.name}_rbare`;
+    const intoHand = `${db.name}_rhand`;
     const intoOrch = `${db.name}_rlb`;
     const worker = this.writeWorkerConfig(db.name);
     const taskQueue = `lifeboat-bench-${this.runId}-s${scale}`;
@@ -258,6 +336,7 @@ export class PostgresBench {
       await wp.stop();
       rmSync(dumpFile, { force: true });
       await this.dropDatabase(intoBare).catch(() => undefined);
+      await this.dropDatabase(intoHand).catch(() => undefined);
       await this.dropDatabase(intoOrch).catch(() => undefined);
     };
     this.inProgress = cleanUp;
@@ -277,9 +356,9 @@ export class PostgresBench {
         backupId = r.backupId;
         artifactBytes = r.targets[0]!.bytes; // the sum of its artifacts' stored (encrypted) bytes
       };
-      const freshBare = async () => {
-        await this.dropDatabase(intoBare);
-        await this.sql(this.pg.maintenanceDatabase, `CREATE DATABASE ${this.ident(intoBare)} TEMPLATE template0`);
+      const fresh = (into: string) => async () => {
+        await this.dropDatabase(into);
+        await this.sql(this.pg.maintenanceDatabase, `CREATE DATABASE ${this.ident(into)} TEMPLATE template0`);
       };
       const restoreInput = (): RestoreInput => ({ backupId, targets: [this.target], into: { [this.target]: { [db.name]: intoOrch } }, yes: true });
       const orchRestore = async () => {
@@ -288,6 +367,7 @@ export class PostgresBench {
 
       const backup = await this.compare(`${db.name} backup`, {
         bare: { prepare: () => Promise.resolve(), run: bareBackup },
+        hand: { prepare: () => Promise.resolve(), run: () => this.handBackup(db.name).then(() => undefined) },
         orchestrated: { prepare: () => Promise.resolve(), run: orchBackup },
       });
       const bareDumpBytes = statSync(dumpFile).size;
@@ -297,7 +377,8 @@ export class PostgresBench {
       say(`${db.name}: worker peak RSS during the backups ${afterBackups.hwmMB} MB (RSS now ${afterBackups.rssMB} MB)`);
 
       const restore = await this.compare(`${db.name} restore`, {
-        bare: { prepare: freshBare, run: () => this.bareRestore(dumpFile, intoBare) },
+        bare: { prepare: fresh(intoBare), run: () => this.bareRestore(dumpFile, intoBare) },
+        hand: { prepare: fresh(intoHand), run: () => this.handRestore(db.name, intoHand).then(() => undefined) },
         // The workflow drops and creates the database itself; dropping the previous copy first
         // keeps that (untimed for bare too) cost out of the measurement.
         orchestrated: { prepare: () => this.dropDatabase(intoOrch), run: orchRestore },
@@ -306,10 +387,11 @@ export class PostgresBench {
       const afterRestores = procMemory(wp.pid);
       say(`${db.name}: worker peak RSS during the restores ${afterRestores.hwmMB} MB (RSS now ${afterRestores.rssMB} MB)`);
       const peakRssMB = peakResetAtReady ? Math.max(afterBackups.hwmMB, afterRestores.hwmMB) : afterRestores.hwmMB;
-      await this.checkRestored(db.name, [intoBare, intoOrch]);
+      await this.checkRestored(db.name, [intoBare, intoHand, intoOrch]);
 
       const result: SizeResult = {
-        scale,
+        scale: shape === 'wide' ? 0 : scale,
+        shape,
         database: db.name,
         dbBytes,
         reused: db.reused,
@@ -334,6 +416,55 @@ export class PostgresBench {
   }
 
   /**
+   * The zstd level's effect on the backup of `database`: a worker per level
+   * (the level is the worker's config), one untimed warm-up and one timed
+   * backup each; seconds and the stored artifact's bytes.
+   */
+  async levels(database: string, levels: number[]): Promise<Array<{ level: number; seconds: number; artifactBytes: number }>> {
+    const out = [];
+    for (const level of levels) {
+      const worker = this.writeWorkerConfig(database, level);
+      const taskQueue = `lifeboat-bench-${this.runId}-z${level}`;
+      const wp = await startWorkerProcess(worker.file, taskQueue);
+      try {
+        await this.workflow<BackupResult>('backupWorkflow', taskQueue, { targets: [this.target] });
+        await this.settle();
+        const { seconds, value } = await timed(() => this.workflow<BackupResult>('backupWorkflow', taskQueue, { targets: [this.target] }));
+        out.push({ level, seconds: round(seconds, 2), artifactBytes: value.targets[0]!.bytes });
+        say(`${database} at zstd level ${level}: ${seconds.toFixed(2)}s, ${(value.targets[0]!.bytes / MB).toFixed(1)} MB stored`);
+      } finally {
+        await wp.stop();
+      }
+    }
+    return out;
+  }
+
+  /**
+   * A small database's backup: where the time goes besides pg_dump itself
+   * (bare pg_dump of the same database subtracted from the orchestrated
+   * backup's wall time), with the per-activity breakdown.
+   */
+  async smallOverhead(scale: number): Promise<{ database: string; bareSeconds: number; orchestratedSeconds: number; outsideDumpSeconds: number; activitySeconds: Record<string, number> }> {
+    const db = await this.ensureDatabase(scale);
+    const worker = this.writeWorkerConfig(db.name);
+    const taskQueue = `lifeboat-bench-${this.runId}-small`;
+    const dumpFile = join(this.opts.workDir, `${db.name}-small.dump`);
+    const wp = await startWorkerProcess(worker.file, taskQueue);
+    try {
+      const c = await this.compare(`${db.name} small backup`, {
+        bare: { prepare: () => Promise.resolve(), run: () => this.bareDump(db.name, dumpFile).then(() => undefined) },
+        orchestrated: { prepare: () => Promise.resolve(), run: () => this.workflow<BackupResult>('backupWorkflow', taskQueue, { targets: [this.target] }).then(() => undefined) },
+      });
+      const bare = median(c.bareSeconds);
+      const orch = median(c.orchestratedSeconds);
+      return { database: db.name, bareSeconds: round(bare, 3), orchestratedSeconds: round(orch, 3), outsideDumpSeconds: round(orch - bare, 3), activitySeconds: c.orchestratedActivitySeconds };
+    } finally {
+      await wp.stop();
+      rmSync(dumpFile, { force: true });
+    }
+  }
+
+  /**
    * One untimed warm-up of each, then `runs` timed runs of each, alternating
    * which goes first (bare, orch, orch, bare, …) so neither always follows the
    * other. Each timed run is preceded by its untimed `prepare` and a settle.
@@ -342,15 +473,17 @@ export class PostgresBench {
    */
   private async compare(
     what: string,
-    sides: Record<'bare' | 'orchestrated', { prepare: () => Promise<void>; run: () => Promise<void> }>,
+    sides: Record<'bare' | 'orchestrated', { prepare: () => Promise<void>; run: () => Promise<void> }> & { hand?: { prepare: () => Promise<void>; run: () => Promise<void> } },
   ): Promise<Comparison> {
-    const times: Record<'bare' | 'orchestrated', number[]> = { bare: [], orchestrated: [] };
+    type Side = 'bare' | 'hand' | 'orchestrated';
+    const times: Record<Side, number[]> = { bare: [], hand: [], orchestrated: [] };
+    const all: Side[] = sides.hand ? ['bare', 'hand', 'orchestrated'] : ['bare', 'orchestrated'];
     const activities: Array<Record<string, number>> = [];
-    const once = async (side: 'bare' | 'orchestrated', label: string) => {
-      await sides[side].prepare();
+    const once = async (side: Side, label: string) => {
+      await sides[side]!.prepare();
       await this.settle();
       this.lastRun = undefined;
-      const { seconds } = await timed(sides[side].run);
+      const { seconds } = await timed(sides[side]!.run);
       // Per activity type, the seconds its activities ran, from the workflow's history (untimed).
       const last = this.lastRun as PostgresBench['lastRun']; // set by sides[side].run, if it ran a workflow
       const ran = last ? activitySeconds(await last.fetchHistory()) : {};
@@ -359,24 +492,25 @@ export class PostgresBench {
       if (side === 'orchestrated' && !label.includes('warm-up')) activities.push({ ...ran, total: seconds });
       return seconds;
     };
-    await once('bare', ' (warm-up, untimed)');
-    await once('orchestrated', ' (warm-up, untimed)');
+    for (const side of all) await once(side, ' (warm-up, untimed)');
     for (let i = 0; i < this.opts.runs; i++) {
-      const order: Array<'bare' | 'orchestrated'> = i % 2 === 0 ? ['bare', 'orchestrated'] : ['orchestrated', 'bare'];
+      // Each run's order rotates, so no side always follows the same other one.
+      const order = all.map((_, k) => all[(k + i) % all.length]!);
       for (const side of order) times[side].push(round(await once(side, ` (run ${i + 1})`), 3));
     }
-    // Run i's two sides ran back to back: their quotient cancels slow drifts of a shared
+    // Run i's sides ran back to back: their quotient cancels slow drifts of a shared
     // machine's load, which the quotient of the medians does not.
     const ratio = round(median(times.orchestrated.map((o, i) => o / times.bare[i]!)), 3);
+    const handRatio = sides.hand ? round(median(times.orchestrated.map((o, i) => o / times.hand[i]!)), 3) : null;
     const ratioOfMedians = round(median(times.orchestrated) / median(times.bare), 3);
-    say(`${what}: orchestrated / bare = ${ratio} (median of the runs' quotients; quotient of the medians ${ratioOfMedians})`);
+    say(`${what}: orchestrated / bare = ${ratio}${handRatio !== null ? `, orchestrated / hand-made pipeline = ${handRatio}` : ''} (medians of the runs' quotients)`);
     // Median seconds per activity type over the timed orchestrated runs; `other` is what
     // no activity accounts for: Temporal's scheduling, workflow tasks, the client's round trips.
     const names = [...new Set(activities.flatMap((a) => Object.keys(a)))].filter((n) => n !== 'total');
     const breakdown: Record<string, number> = {};
     for (const n of names) breakdown[n] = round(median(activities.map((a) => a[n] ?? 0)), 3);
     breakdown.other = round(median(activities.map((a) => a.total! - names.reduce((t, n) => t + (a[n] ?? 0), 0))), 3);
-    return { bareSeconds: times.bare, orchestratedSeconds: times.orchestrated, ratio, ratioOfMedians, orchestratedActivitySeconds: breakdown };
+    return { bareSeconds: times.bare, orchestratedSeconds: times.orchestrated, handSeconds: times.hand, ratio, handRatio, ratioOfMedians, orchestratedActivitySeconds: breakdown };
   }
 
   private async repository(): Promise<Repository> {
@@ -386,9 +520,10 @@ export class PostgresBench {
     return this.repo;
   }
 
-  /** Both restored copies hold what the source holds (pgbench's four tables, row for row). */
+  /** Every restored copy holds what the source holds: each table, row for row. */
   private async checkRestored(source: string, copies: string[]): Promise<void> {
-    const q = `SELECT (SELECT count(*) FROM pgbench_accounts)::text || '/' || (SELECT count(*) FROM pgbench_branches)::text || '/' || (SELECT count(*) FROM pgbench_tellers)::text || '/' || (SELECT count(*) FROM pgbench_history)::text AS n`;
+    const tables = (await this.sql<{ t: string }>(source, "SELECT format('%I.%I', schemaname, tablename) AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")).map((r) => r.t);
+    const q = `SELECT ${tables.map((t) => `(SELECT count(*) FROM ${t})::text`).join(" || '/' || ")} AS n`;
     const want = (await this.sql<{ n: string }>(source, q))[0]!.n;
     for (const c of copies) {
       const got = (await this.sql<{ n: string }>(c, q))[0]!.n;
