@@ -6,5 +6,5 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   testTimeout: 120_000,
   maxWorkers: 1,
-  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', diagnostics: { warnOnly: false } }] },
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.jest.json' }] },
 };

@@ -27,6 +27,10 @@ export function decompressor(c: Compression | undefined, what: string): Transfor
   if (!c || c === 'none') return new PassThrough();
   if (c !== 'zstd') throw new LifeboatError('ArtifactUnreadable', `${what} is compressed with '${String(c)}', which this lifeboat cannot read; upgrade lifeboat`);
   const z = createZstdDecompress();
+  // A frame that does not decode is damage, not a passing fault: it fails as ArtifactUnreadable, never retried.
+  const destroy = z._destroy.bind(z);
+  z._destroy = (err, done) =>
+    destroy(err, (e) => done(e && /^ZSTD_error/.test((e as NodeJS.ErrnoException).code ?? '') ? new LifeboatError('ArtifactUnreadable', `${what} does not decompress (${e.message}): the archive is damaged`) : e));
   return z;
 }
 

@@ -1,5 +1,6 @@
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import { workflowCode } from './bundle';
 import { taskQueueOf, type Config } from '../config';
 import { LineLogger, logOptions, routeProcessWarnings } from './logging';
 import { freeLoopbackPort, instrumentActivities, LifeboatMetrics, serveMetrics, type MetricsEndpoint } from './metrics';
@@ -106,7 +107,7 @@ function newWorker(config: Config, connection: NativeConnection, activities: Ret
     connection,
     namespace: config.temporal.namespace,
     taskQueue: opts.taskQueue ?? config.temporal.taskQueue,
-    ...(opts.activitiesOnly ? {} : { workflowsPath: require.resolve('../workflows') }),
+    ...(opts.activitiesOnly ? {} : workflowCode()),
     activities,
     // On shutdown, activities in flight get this long, then are cancelled: the next worker retries them.
     shutdownGraceTime: '5 seconds',

@@ -127,7 +127,7 @@ test('verify: a good backup passes with what is in it; a damaged archive (sealed
     else pack.entry({ name: e.header.name, size: data.length }, data);
   }
   pack.finalize();
-  const stored = await storeArtifact(repo, key, Readable.from(pack), env.config.encryption);
+  const stored = await storeArtifact(repo, key, Readable.from(pack), env.config.encryption, undefined, undefined, art.compression === 'zstd' ? { algorithm: 'zstd', level: 3 } : undefined);
   await writeManifest(repo, { ...m, artifacts: [{ ...art, bytes: stored.bytes, sha256: stored.sha256 }] }, await signingKeyOf(env.config));
   const bad = await json('verify', scratchBackup, '--with-worker');
   expect(bad.out.ok).toBe(false);

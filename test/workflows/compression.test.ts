@@ -1,14 +1,16 @@
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { constants, zstdCompressSync } from 'node:zlib';
 import type { Config, S3RepositoryConfig } from '../../src/config';
 import { artifactKey } from '../../src/domain/layout';
-import { loadIdentities, readArtifact } from '../../src/repo/artifacts';
+import { loadIdentities, readArtifact, storeArtifact } from '../../src/repo/artifacts';
 import { readIndex } from '../../src/stores/bucket/object-index';
 import { adminClient, bucketTarget, createBucket, removeBucket, uniqueBucket } from '../contract/bucket-kind';
-import type { DrillResult, RestoreResult } from '../../src/domain/plan';
+import type { DrillResult, RestoreResult, VerifyResult } from '../../src/domain/plan';
 import { openRepository } from '../../src/repo';
-import { readManifest } from '../../src/repo/catalog';
-import { idPrefixOf, stackConfig, trustOf, uniq } from '../helpers/env';
+import { readManifest, writeManifest } from '../../src/repo/catalog';
+import { idPrefixOf, signingKeyOf, stackConfig, trustOf, uniq } from '../helpers/env';
 import { countRows, dropDatabase } from '../helpers/pg';
 import { startHarness } from '../helpers/temporal';
 
@@ -74,6 +76,25 @@ test('with zstd, every kind round-trips and the artifacts of streams that are no
       if (m.kind === 'vault') expect(a.compression).toBeUndefined(); // a gzip'd snapshot is not compressed again
       else expect({ file: a.file, compression: a.compression }).toEqual({ file: expect.stringMatching(/\.zst\.age$/), compression: 'zstd' });
     }
+  }
+
+  // A damaged zstd frame, sealed and hashed as lifeboat would (only decoding can tell): verify names the
+  // artifact as unreadable at once, without retrying what no retry can mend.
+  const m = await readManifest(repo, 'app-pg', r.backupId, trustOf(c));
+  const art = m.artifacts[0]!;
+  const key = artifactKey('app-pg', r.backupId, art.file);
+  const plain = Buffer.concat(await (await readArtifact(repo, key, art, await loadIdentities(c.encryption))).toArray());
+  const frame = zstdCompressSync(plain, { params: { [constants.ZSTD_c_checksumFlag]: 1 } });
+  frame[frame.length >> 1]! ^= 0xff;
+  const stored = await storeArtifact(repo, key, Readable.from([frame]), c.encryption);
+  await writeManifest(repo, { ...m, artifacts: [{ ...art, bytes: stored.bytes, sha256: stored.sha256 }, ...m.artifacts.slice(1)] }, await signingKeyOf(c));
+  const h = await startHarness(c);
+  try {
+    const v = await h.run<VerifyResult>('verifyWorkflow', { backupId: r.backupId, targets: ['app-pg'] });
+    expect(v.ok).toBe(false);
+    expect(v.targets[0]!.artifacts[0]!.error).toMatchObject({ type: 'ArtifactUnreadable', message: expect.stringContaining('does not decompress') });
+  } finally {
+    await h.stop();
   }
 });
 

@@ -72,7 +72,7 @@ test('an artifact whose checksum and encryption are sound but whose dump is cut 
   const m = await readManifest(repo, 'app-pg', backupId, trustOf(config));
   const art = m.artifacts.find((x) => x.name === db)!;
   // A sealed, correctly hashed artifact of a dump cut after its header: only pg_restore can tell.
-  const stored = await storeArtifact(repo, artifactKey('app-pg', backupId, art.file), Readable.from([Buffer.from('PGDMP\x01\x0e\x00\x04\x08\x01\x01')]), config.encryption);
+  const stored = await storeArtifact(repo, artifactKey('app-pg', backupId, art.file), Readable.from([Buffer.from('PGDMP\x01\x0e\x00\x04\x08\x01\x01')]), config.encryption, undefined, undefined, art.compression === 'zstd' ? { algorithm: 'zstd', level: 3 } : undefined);
   await writeManifest(repo, { ...m, artifacts: m.artifacts.map((x) => (x === art ? { ...art, bytes: stored.bytes, sha256: stored.sha256 } : x)) }, await signingKeyOf(config));
   const r = await run<VerifyResult>('verifyWorkflow', { backupId });
   expect(r.ok).toBe(false);
