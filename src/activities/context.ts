@@ -4,12 +4,13 @@ import { LifeboatError, messageOf } from '../errors';
 import type { ActivityProgress } from '../domain/plan';
 import type { Progress, Store, StoreContext } from '../stores';
 
-const HEARTBEAT_EVERY_MS = 5_000;
+/** Heartbeats every 5 s, or three times per heartbeat timeout when that is shorter than 15 s. */
+const heartbeatEveryMs = (timeoutMs?: number) => Math.min(5_000, timeoutMs ? timeoutMs / 3 : 5_000);
 /**
  * How often a running activity tells its workflow how far it got (a signal:
  * an event in the history). LIFEBOAT_PROGRESS_INTERVAL_MS tunes it (tests make it short).
  */
-const REPORT_EVERY_MS = Number(process.env.LIFEBOAT_PROGRESS_INTERVAL_MS ?? 5_000);
+const reportEveryMs = () => Number(process.env.LIFEBOAT_PROGRESS_INTERVAL_MS ?? 5_000);
 
 /**
  * Runs a store operation inside an activity: gives it a StoreContext whose
@@ -30,7 +31,7 @@ export async function inActivity<T>(store: Store | null, fn: (ctx: StoreContext)
   // With a progress key, the bytes also go to the workflow itself, so its `progress` and the Web UI move during one long item.
   const report = () => {
     const wf = info.workflowExecution;
-    if (!wf || !progressKey || last.bytes === undefined || last.bytes === reported.bytes || Date.now() - reported.at < REPORT_EVERY_MS) return;
+    if (!wf || !progressKey || last.bytes === undefined || last.bytes === reported.bytes || Date.now() - reported.at < reportEveryMs()) return;
     reported = { at: Date.now(), bytes: last.bytes };
     const p: ActivityProgress = { key: progressKey, stage: last.stage, bytes: last.bytes, ...(last.totalBytes !== undefined ? { totalBytes: last.totalBytes } : {}) };
     actx.client.workflow
@@ -41,7 +42,7 @@ export async function inActivity<T>(store: Store | null, fn: (ctx: StoreContext)
   const timer = setInterval(() => {
     actx.heartbeat(last);
     report();
-  }, HEARTBEAT_EVERY_MS);
+  }, heartbeatEveryMs(info.heartbeatTimeoutMs));
   const ctx: StoreContext = {
     signal: actx.cancellationSignal,
     progress(p) {

@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { targetOf } from '../config';
 import type { Hook } from '../config/hooks';
-import type { HookContext, HookInfo, HookPhase, TargetRef } from '../domain/plan';
+import type { HookContext, HookInfo, HookPhase, RunInfo } from '../domain/plan';
 import { DEFAULT_SCHEDULES } from '../domain/schedules';
 import { LifeboatError } from '../errors';
 import { openStore } from '../stores';
@@ -39,12 +39,12 @@ export function runActivities(d: Deps) {
      * The targets to work on (all configured ones when none are named), with
      * their kinds and task queues, and what the workflows need of the config.
      */
-    async describeRun(input: { targets?: string[] }): Promise<{ targets: TargetRef[]; idPrefix: string; searchAttributes: boolean }> {
+    async describeRun(input: { targets?: string[] }): Promise<RunInfo> {
       return inActivity(null, async () => {
         const names = input.targets?.length ? input.targets : [...d.config.targets.keys()];
         const targets = names.map((target) => {
           const t = targetOf(d.config, target);
-          return { target, kind: openStore(d.config, target).kind, ...(t.taskQueue ? { taskQueue: t.taskQueue } : {}) };
+          return { target, kind: openStore(d.config, target).kind, ...(t.taskQueue ? { taskQueue: t.taskQueue } : {}), heartbeatTimeoutSeconds: d.config.temporal.heartbeatTimeoutSeconds };
         });
         return { targets, idPrefix: (d.config.schedules ?? DEFAULT_SCHEDULES).idPrefix, searchAttributes: d.config.temporal.searchAttributes };
       });

@@ -25,6 +25,8 @@ export interface TemporalConfig {
   uiUrl?: string;
   /** Tag runs with lifeboat's search attributes (the server must have them registered). */
   searchAttributes: boolean;
+  /** How long a running activity may go without a heartbeat before Temporal retries it on another worker. */
+  heartbeatTimeoutSeconds: number;
 }
 
 /** Where an S3 bucket or prefix is and how to reach it: the repository's and a bucket target's. */
@@ -129,6 +131,9 @@ const temporalSchema = () =>
     taskQueue: taskQueue().default('lifeboat').meta({ description: "the default worker's task queue" }),
     uiUrl: httpUrl().optional().meta({ description: 'Web UI base URL, for links in the CLI output' }),
     searchAttributes: bool().default(true).meta({ description: "tag runs with lifeboat's search attributes (registered on the server)" }),
+    heartbeatTimeoutSeconds: wholeNumber(5, 600)
+      .default(30)
+      .meta({ description: 'a running activity whose worker died is retried on another worker after this many seconds without a heartbeat (default 30)' }),
   });
 
 const s3Fields = (c: SchemaContext) => ({

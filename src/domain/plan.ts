@@ -5,6 +5,15 @@ export interface TargetRef {
   kind: string;
   /** The task queue of the worker beside the target's store; the workflow's own when omitted. */
   taskQueue?: string;
+  /** temporal.heartbeatTimeoutSeconds: how soon a dead worker's activity is retried (30 s when omitted). */
+  heartbeatTimeoutSeconds?: number;
+}
+
+/** describeRun's answer: the targets of a run and what the workflows need of the config. */
+export interface RunInfo {
+  targets: TargetRef[];
+  idPrefix: string;
+  searchAttributes: boolean;
 }
 
 /** What the workflows know of the config beside the targets: the prefix that keeps two deployments' ids apart. */

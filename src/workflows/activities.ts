@@ -1,29 +1,32 @@
 import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { HookInfo } from '../domain/plan';
+import type { HookInfo, TargetRef } from '../domain/plan';
 import { PERMANENT_TYPES } from '../errors';
 
 /**
  * Named option presets. `quick`: metadata calls and short store calls.
  * `transfer`: dumps, restores and verifies that stream whole artifacts. Both
- * heartbeat every 5 s (src/activities/context.ts), so a worker that died is
- * noticed within 30 seconds and the activity is retried on another.
+ * heartbeat every 5 s at most (src/activities/context.ts), so a worker that
+ * died is noticed within the heartbeat timeout (temporal.heartbeatTimeoutSeconds,
+ * 30 s by default) and the activity is retried on another.
  *
  * Activities that touch a target's store run on that target's task queue
- * (`taskQueue:` in its config, e.g. a worker beside a database: `on(ref.taskQueue)`);
- * catalog work runs on the default one.
+ * (`taskQueue:` in its config, e.g. a worker beside a database: `on(ref)`),
+ * with the heartbeat timeout its ref carries; catalog work runs on the default one.
  */
 const nonRetryableErrorTypes = [...PERMANENT_TYPES];
 
+const HEARTBEAT_TIMEOUT_SECONDS = 30;
+
 const QUICK: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
-  heartbeatTimeout: '30 seconds',
+  heartbeatTimeout: `${HEARTBEAT_TIMEOUT_SECONDS} seconds`,
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes },
 };
 
 const TRANSFER: ActivityOptions = {
   startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '30 seconds',
+  heartbeatTimeout: `${HEARTBEAT_TIMEOUT_SECONDS} seconds`,
   retry: { initialInterval: '5 seconds', maximumInterval: '2 minutes', maximumAttempts: 10, nonRetryableErrorTypes },
 };
 
@@ -34,13 +37,23 @@ export interface Proxies {
 
 const byQueue = new Map<string, Proxies>();
 
-/** The activities as run by the worker of `taskQueue` (the workflow's own queue when undefined). */
-export function on(taskQueue?: string): Proxies {
-  const key = taskQueue ?? '';
+/** Where a target's activities run: its task queue (the workflow's own when omitted) and its heartbeat timeout. */
+export type Near = Pick<TargetRef, 'taskQueue' | 'heartbeatTimeoutSeconds'>;
+
+function nearOptions(near: Near): ActivityOptions {
+  return {
+    ...(near.taskQueue ? { taskQueue: near.taskQueue } : {}),
+    heartbeatTimeout: `${near.heartbeatTimeoutSeconds ?? HEARTBEAT_TIMEOUT_SECONDS} seconds`,
+  };
+}
+
+/** The activities as run by the worker of a target (`describeRun`'s ref), or the workflow's own queue. */
+export function on(near: Near = {}): Proxies {
+  const key = `${near.taskQueue ?? ''}|${near.heartbeatTimeoutSeconds ?? ''}`;
   let p = byQueue.get(key);
   if (!p) {
-    const q = taskQueue ? { taskQueue } : {};
-    p = { quick: proxyActivities<Activities>({ ...QUICK, ...q }), transfer: proxyActivities<Activities>({ ...TRANSFER, ...q }) };
+    const o = nearOptions(near);
+    p = { quick: proxyActivities<Activities>({ ...QUICK, ...o }), transfer: proxyActivities<Activities>({ ...TRANSFER, ...o }) };
     byQueue.set(key, p);
   }
   return p;
@@ -56,11 +69,10 @@ const HOOK_MARGIN_SECONDS = 60;
  * heartbeat so a dead worker is noticed, and exactly `retries` more attempts
  * (none by default: a failed migration is not re-run blindly).
  */
-export function hookActivities(hook: HookInfo, taskQueue?: string): Activities {
+export function hookActivities(hook: HookInfo, near: Near = {}): Activities {
   return proxyActivities<Activities>({
     startToCloseTimeout: `${hook.timeoutSeconds + HOOK_MARGIN_SECONDS} seconds`,
-    heartbeatTimeout: '30 seconds',
     retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: hook.retries + 1, nonRetryableErrorTypes },
-    ...(taskQueue ? { taskQueue } : {}),
+    ...nearOptions(near),
   });
 }

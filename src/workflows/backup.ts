@@ -25,7 +25,7 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
     tagRun(run.searchAttributes, 'backup', run.targets);
     // The lock and the probes go out together: when nobody holds the target (the usual case) its
     // round trip costs the backup nothing. Nothing is dumped before the lock is held.
-    const probes = run.targets.map((t) => on(t.taskQueue).quick.probeTarget({ target: t.target }));
+    const probes = run.targets.map((t) => on(t).quick.probeTarget({ target: t.target }));
     probes.forEach((p) => p.catch(() => undefined));
     const held = await holdTargets(
       run.idPrefix,
@@ -48,7 +48,7 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
 
 async function backupTarget(ref: TargetRef, backupId: string, progress: Tracker, probed?: ReturnType<Activities['probeTarget']>): Promise<TargetBackupResult> {
   const { target, kind } = ref;
-  const near = on(ref.taskQueue);
+  const near = on(ref);
   const startedAt = new Date();
   const { probe, items } = await (probed ?? near.quick.probeTarget({ target }));
   progress.expect(items.reduce((s, i) => s + (i.estimatedBytes ?? 0), 0));

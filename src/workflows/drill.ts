@@ -55,7 +55,7 @@ async function drillBody(input: DrillInput = {}): Promise<DrillResult> {
 
 async function drill(refs: TargetRef[], mode: DrillResult['mode'], nonce: string, backupId: string, progress: Tracker): Promise<DrillResult> {
   const targets = refs.map((r) => r.target);
-  const seeds: Seed[] = await Promise.all(refs.map((r) => on(r.taskQueue).quick.seedMarkers({ target: r.target, nonce })));
+  const seeds: Seed[] = await Promise.all(refs.map((r) => on(r).quick.seedMarkers({ target: r.target, nonce })));
 
   progress.set('backup');
   const backup = await executeChild(backupWorkflow, { args: [{ targets, backupId }], workflowId: `${workflowInfo().workflowId}/backup` });
@@ -85,7 +85,7 @@ async function drill(refs: TargetRef[], mode: DrillResult['mode'], nonce: string
     progress.set('count markers');
     const stores: DrillStoreResult[] = await Promise.all(
       refs.map(async (r, i) => {
-        const markers = await on(r.taskQueue).quick.countMarkers({ target: r.target, name: into(i), nonce, expected: seeds[i]!.count });
+        const markers = await on(r).quick.countMarkers({ target: r.target, name: into(i), nonce, expected: seeds[i]!.count });
         const b = backup.targets.find((t) => t.target === r.target)!;
         const rs = restore.targets.find((t) => t.target === r.target)!;
         return { target: r.target, kind: r.kind, mode: modeOf(i), markers, backupSeconds: b.seconds, restoreSeconds: rs.seconds, artifactBytes: b.bytes };
@@ -96,6 +96,6 @@ async function drill(refs: TargetRef[], mode: DrillResult['mode'], nonce: string
   } finally {
     // Runs even when the drill is cancelled: a scratch copy is never left behind.
     const scratch = refs.filter((_, i) => modeOf(i) === 'scratch');
-    await CancellationScope.nonCancellable(() => Promise.allSettled(scratch.map((r) => on(r.taskQueue).quick.dropItem({ target: r.target, name: seeds[refs.indexOf(r)]!.scratch }))));
+    await CancellationScope.nonCancellable(() => Promise.allSettled(scratch.map((r) => on(r).quick.dropItem({ target: r.target, name: seeds[refs.indexOf(r)]!.scratch }))));
   }
 }

@@ -21,7 +21,7 @@ export async function pitrBackupWorkflow(input: PitrBackupInput): Promise<PitrBa
     await quick.pitrTarget({ target: input.target });
     const run = await quick.describeRun({ targets: [input.target] });
     tagRun(run.searchAttributes, 'backup', run.targets);
-    const { quick: near, transfer } = on(run.targets[0]!.taskQueue);
+    const { quick: near, transfer } = on(run.targets[0]);
     const held = await holdTargets(run.idPrefix, [input.target], 'backup', input.lockWaitSeconds ?? DEFAULT_LOCK_WAIT_SECONDS, (t, holder) =>
       progress.set('waiting', `target ${t} is busy: ${holder}`),
     );

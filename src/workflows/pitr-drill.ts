@@ -1,7 +1,7 @@
 import { ApplicationFailure, CancellationScope, isCancellation, sleep, uuid4, workflowInfo } from '@temporalio/workflow';
 import { markersOk } from '../domain/markers';
 import { parseTargetTime, type PitrDrillInput, type PitrDrillResult } from '../domain/pitr';
-import { on, quick as anyQueue } from './activities';
+import { on, quick as anyQueue, type Near } from './activities';
 import { trackProgress } from './progress';
 import { causeMessage } from './saga';
 import { tagRun, withOutcome } from './visibility';
@@ -31,8 +31,8 @@ async function pitrDrill(input: PitrDrillInput): Promise<PitrDrillResult> {
   await anyQueue.pitrTarget({ target: input.target });
   const run = await anyQueue.describeRun({ targets: [input.target] });
   tagRun(run.searchAttributes, 'drill', run.targets);
-  const taskQueue = run.targets[0]!.taskQueue;
-  const { quick, transfer } = on(taskQueue);
+  const ref = run.targets[0]!;
+  const { quick, transfer } = on(ref);
   const target = input.target;
   let result: PitrDrillResult = { ok: false, target, nonce, targetTime: '', backup: '', markersBefore: { expected: 0, found: 0 }, markersAfter: { expected: 0, found: 0 }, restoreSeconds: 0, lastReplayed: null, precisionSeconds: null, failures: [] };
   let backupSeconds = 0;
@@ -77,20 +77,20 @@ async function pitrDrill(input: PitrDrillInput): Promise<PitrDrillResult> {
   } catch (err) {
     result = { ...result, ok: false, failures: [isCancellation(err) ? 'cancelled' : `${target}: ${causeMessage(err)}`] };
     if (isCancellation(err)) {
-      await finish(result, startedAt, backupSeconds, token, taskQueue);
+      await finish(result, startedAt, backupSeconds, token, ref);
       throw err;
     }
   }
-  await finish(result, startedAt, backupSeconds, token, taskQueue);
+  await finish(result, startedAt, backupSeconds, token, ref);
   progress.set('done');
   if (!result.ok) throw ApplicationFailure.create({ type: 'MarkersMissing', nonRetryable: true, message: `PITR drill failed: ${result.failures.join('; ')}`, details: [result] });
   return result;
 }
 
 /** Removes the scratch copy (whatever a dead attempt left) and keeps the result for `lifeboat report`; runs even when cancelled. */
-async function finish(r: PitrDrillResult, startedAt: string, backupSeconds: number, token: string, taskQueue: string | undefined): Promise<void> {
+async function finish(r: PitrDrillResult, startedAt: string, backupSeconds: number, token: string, near: Near): Promise<void> {
   await CancellationScope.nonCancellable(async () => {
-    await on(taskQueue).transfer.pitrScratchCleanup({ target: r.target, token }).catch(() => undefined);
+    await on(near).transfer.pitrScratchCleanup({ target: r.target, token }).catch(() => undefined);
     const markers = { expected: r.markersBefore.expected, found: r.markersBefore.found, missing: [], unexpected: r.markersAfter.found };
     await anyQueue.recordDrill({
       record: {

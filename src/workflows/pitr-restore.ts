@@ -32,7 +32,7 @@ async function restoreToTime(input: PitrRestoreInput): Promise<PitrRestoreResult
   const run = await quick.describeRun({ targets: [input.target] });
   tagRun(run.searchAttributes, 'restore', run.targets);
   const ref = run.targets[0]!;
-  const { transfer } = on(ref.taskQueue);
+  const { transfer } = on(ref);
   const plan = await transfer.pitrPlanRestore({ target: input.target, ...(input.toTime ? { toTime: input.toTime } : {}), ...(input.latest ? { latest: true } : {}) });
   if (input.dryRun) {
     progress.set('done', 'dry run: nothing was changed');
@@ -87,7 +87,7 @@ async function restoreToTime(input: PitrRestoreInput): Promise<PitrRestoreResult
  * A failure to start it is reported with the body's own failure.
  */
 async function withServerStopped(ref: TargetRef, steps: string[], progress: Tracker, body: () => Promise<void>): Promise<string | null> {
-  const { transfer } = on(ref.taskQueue);
+  const { transfer } = on(ref);
   const target = ref.target;
   const workflowId = workflowInfo().workflowId;
   progress.set('stop server', target);

@@ -1,5 +1,5 @@
 import type { PruneInput, PruneResult, TargetPruneResult } from '../domain/plan';
-import { on, quick } from './activities';
+import { on, quick, type Near } from './activities';
 import { holdTargets } from './lock';
 import { trackProgress, type Tracker } from './progress';
 import { tagRun, withOutcome } from './visibility';
@@ -27,7 +27,7 @@ async function pruneBody(input: PruneInput = {}): Promise<PruneResult> {
     // Held like a backup holds it: a running backup's new objects are not garbage yet.
     const held = dryRun ? undefined : await holdTargets(run.idPrefix, [ref.target], 'prune', LOCK_WAIT_SECONDS, (t, holder) => progress.set('waiting', `target ${t} is busy: ${holder}`));
     try {
-      targets.push(await pruneTarget(ref.target, dryRun, progress, ref.taskQueue, input.allowUnsigned));
+      targets.push(await pruneTarget(ref.target, dryRun, progress, ref, input.allowUnsigned));
     } finally {
       await held?.release();
     }
@@ -36,7 +36,7 @@ async function pruneBody(input: PruneInput = {}): Promise<PruneResult> {
   return { dryRun, targets };
 }
 
-async function pruneTarget(target: string, dryRun: boolean, progress: Tracker, taskQueue?: string, allowUnsigned?: boolean): Promise<TargetPruneResult> {
+async function pruneTarget(target: string, dryRun: boolean, progress: Tracker, near: Near, allowUnsigned?: boolean): Promise<TargetPruneResult> {
   const plan = await quick.planPrune({ target, allowUnsigned });
   const result: TargetPruneResult = {
     target,
@@ -58,6 +58,6 @@ async function pruneTarget(target: string, dryRun: boolean, progress: Tracker, t
     if (r.deleted) result.deleted.push(backupId);
     else result.locked.push({ backupId, until: r.lockedUntil ?? '' });
   }
-  if (!dryRun) result.garbageDeleted = (await on(taskQueue).quick.collectGarbage({ target })).deleted;
+  if (!dryRun) result.garbageDeleted = (await on(near).quick.collectGarbage({ target })).deleted;
   return result;
 }

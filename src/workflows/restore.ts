@@ -38,11 +38,11 @@ async function restore(input: RestoreInput): Promise<RestoreResult> {
   if (input.dryRun) {
     progress.set('dry run');
     for (const t of plan.targets) {
-      const queue = run.targets.find((r) => r.target === t.target)?.taskQueue;
+      const near = run.targets.find((r) => r.target === t.target) ?? {};
       const lines = [];
       for (const a of t.artifacts) {
         const sub = t.subPrefix !== undefined ? { subPrefix: t.subPrefix } : {};
-        lines.push(...(await on(queue).transfer.previewRestore({ target: t.target, backupId, file: a.file, into: a.into, allowUnsigned: input.allowUnsigned, ...sub })));
+        lines.push(...(await on(near).transfer.previewRestore({ target: t.target, backupId, file: a.file, into: a.into, allowUnsigned: input.allowUnsigned, ...sub })));
       }
       if (lines.length) t.preview = lines;
     }
@@ -68,7 +68,7 @@ async function restore(input: RestoreInput): Promise<RestoreResult> {
   const steps: string[] = [`approved by ${approvedBy}`];
   try {
     progress.set('preflight');
-    for (const t of plan.targets) await on(refs.get(t.target)!.taskQueue).quick.preflightRestore({ target: t.target, backupId, files: t.artifacts.map((a) => a.file), ...ownerOf(input), allowUnsigned: input.allowUnsigned });
+    for (const t of plan.targets) await on(refs.get(t.target)!).quick.preflightRestore({ target: t.target, backupId, files: t.artifacts.map((a) => a.file), ...ownerOf(input), allowUnsigned: input.allowUnsigned });
     const inPlace = plan.targets.filter((t) => t.mode === 'in-place').map((t) => refs.get(t.target)!);
     const context: HookContext = { operation: input.operation ?? 'restore', mode: 'in-place', backupId, workflowId, items: plan.targets.flatMap((t) => t.artifacts.map((a) => ({ item: a.item, name: a.name, into: a.into }))) };
     const state = { restored: [] as string[], dropped: [] as string[] };
@@ -81,7 +81,7 @@ async function restore(input: RestoreInput): Promise<RestoreResult> {
     for (const t of plan.targets) {
       if (t.mode === 'copy' && !input.checkCopies) continue;
       const copies = t.mode === 'copy' ? Object.fromEntries(t.artifacts.map((a) => [a.name, a.into])) : undefined;
-      const passed = (await on(refs.get(t.target)!.taskQueue).transfer.sanityChecks({ target: t.target, ...(copies ? { copies } : {}) })).passed;
+      const passed = (await on(refs.get(t.target)!).transfer.sanityChecks({ target: t.target, ...(copies ? { copies } : {}) })).passed;
       steps.push(...passed.map((p) => `${t.target}: check ${p}`));
     }
     progress.set('done');
@@ -109,7 +109,7 @@ async function restoreAll(
   for (const t of plan.targets) {
     for (const a of t.artifacts) {
       progress.set('verify', `${t.target}/${a.file}`);
-      const v = await on(refs.get(t.target)!.taskQueue).transfer.verifyStoredArtifact({ target: t.target, backupId: plan.backupId, file: a.file, allowUnsigned: input.allowUnsigned });
+      const v = await on(refs.get(t.target)!).transfer.verifyStoredArtifact({ target: t.target, backupId: plan.backupId, file: a.file, allowUnsigned: input.allowUnsigned });
       if (v.pin) pins.set(`${t.target}/${a.file}`, v.pin);
       progress.add(a.bytes, `${t.target}/${a.file}`);
     }
@@ -133,7 +133,7 @@ async function restoreTarget(
   pins: Map<string, string>,
 ): Promise<TargetRestoreResult> {
   const started = Date.now();
-  const { transfer, quick: near } = on(ref.taskQueue);
+  const { transfer, quick: near } = on(ref);
   if (input.dropFirst && t.mode === 'in-place') {
     // Each name once, before any of its artifacts is restored (a ClickHouse database comes as a schema and a stream per table).
     for (const into of new Set(t.artifacts.map((a) => a.into))) {

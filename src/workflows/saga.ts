@@ -45,11 +45,11 @@ export function approvalGate(yes: boolean): Approval {
 
 /** Runs the configured hooks of one phase of one target, in order, each as its own activity. */
 export async function runHooks(ref: TargetRef, phase: HookPhase, context: HookContext, steps: string[], progress: Tracker, label: string): Promise<void> {
-  const hooks: HookInfo[] = await on(ref.taskQueue).quick.describeHooks({ target: ref.target, phase });
+  const hooks: HookInfo[] = await on(ref).quick.describeHooks({ target: ref.target, phase });
   for (const hook of hooks) {
     progress.set(label, `${ref.target}: ${hook.name}`);
     try {
-      await hookActivities(hook, ref.taskQueue).runHook({ target: ref.target, phase, index: hook.index, context });
+      await hookActivities(hook, ref).runHook({ target: ref.target, phase, index: hook.index, context });
     } catch (err) {
       if (isCancellation(err)) throw err;
       throw ApplicationFailure.create({ type: 'HookFailed', nonRetryable: true, message: `${phase} hook ${hook.index + 1} of target ${ref.target} failed: ${causeMessage(err)}`, cause: err as Error });

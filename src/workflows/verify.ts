@@ -21,7 +21,7 @@ async function verifyBody(input: VerifyInput): Promise<VerifyResult> {
   const plan = await quick.planRestore({ backupId, targets: input.targets, allowUnsigned: input.allowUnsigned });
   const run = await quick.describeRun({ targets: plan.targets.map((t) => t.target) });
   tagRun(run.searchAttributes, 'verify', run.targets);
-  const queues = new Map(run.targets.map((r) => [r.target, r.taskQueue]));
+  const refs = new Map(run.targets.map((r) => [r.target, r]));
   progress.total(plan.bytes);
   const targets: TargetVerification[] = [];
   for (const t of plan.targets) {
@@ -29,7 +29,7 @@ async function verifyBody(input: VerifyInput): Promise<VerifyResult> {
     for (const a of t.artifacts) {
       progress.set('verify', `${t.target}/${a.file}`);
       try {
-        const r = await on(queues.get(t.target)).transfer.verifyStoredArtifact({ target: t.target, backupId, file: a.file, inspect: true, allowUnsigned: input.allowUnsigned });
+        const r = await on(refs.get(t.target)).transfer.verifyStoredArtifact({ target: t.target, backupId, file: a.file, inspect: true, allowUnsigned: input.allowUnsigned });
         artifacts.push({ file: a.file, ok: true, bytes: r.bytes, ...(r.inspected ? { detail: r.inspected } : {}) });
       } catch (err) {
         const cause = (err as { cause?: unknown }).cause;

@@ -14,11 +14,12 @@ export async function writeConfigFile(dir: string, env: TestEnv, extra: Record<s
   const repo = env.config.repository;
   const doc = {
     ...base,
-    temporal: { ...base.temporal, taskQueue: env.taskQueue },
     repository: { ...base.repository, ...(repo.kind === 's3' ? { prefix: repo.prefix } : {}) },
     targets: { 'app-pg': { ...(base.targets!['app-pg'] as object), databases: env.databases } },
     schedules: { ...(base.schedules ?? {}), idPrefix: env.config.schedules!.idPrefix },
     ...extra,
+    // Extra temporal settings (e.g. heartbeatTimeoutSeconds) add to the stack's.
+    temporal: { ...base.temporal, taskQueue: env.taskQueue, ...(extra.temporal as object) },
   };
   const file = join(dir, 'lifeboat.yaml');
   await writeFile(file, stringify(doc));

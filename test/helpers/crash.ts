@@ -11,6 +11,13 @@ export interface Heartbeat {
   totalBytes?: number;
 }
 
+/**
+ * The crash tests' temporal.heartbeatTimeoutSeconds: a killed worker's activity is
+ * retried after 10 s without a heartbeat instead of the default 30 s. The path is
+ * the same (Temporal times the activity out and schedules its next attempt).
+ */
+export const CRASH_HEARTBEAT_TIMEOUT = { heartbeatTimeoutSeconds: 10 };
+
 /** Starts the built `lifeboat worker` with a config; resolves once it polls. */
 export function startWorkerProcess(configFile: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, [join(__dirname, '../../bin/lifeboat'), '--config', configFile, 'worker'], { stdio: ['ignore', 'ignore', 'pipe'] });

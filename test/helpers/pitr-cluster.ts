@@ -134,11 +134,12 @@ EOF`,
       const raw = env.config;
       const repo = raw.repository.kind === 's3' ? { ...raw.repository } : raw.repository;
       const doc = {
-        temporal: { address: raw.temporal.address, namespace: raw.temporal.namespace, taskQueue: env.taskQueue, searchAttributes: raw.temporal.searchAttributes },
         repository: repo,
         encryption: raw.encryption ?? 'none',
         targets: { [target]: settings },
         ...extra,
+        // Extra temporal settings (e.g. heartbeatTimeoutSeconds) add to the test's own.
+        temporal: { address: raw.temporal.address, namespace: raw.temporal.namespace, taskQueue: env.taskQueue, searchAttributes: raw.temporal.searchAttributes, ...(extra.temporal as object) },
       };
       await writeFile(file, stringify(doc, (_k, v: unknown) => (v instanceof Map ? Object.fromEntries(v) : v)));
     },

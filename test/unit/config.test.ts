@@ -13,7 +13,7 @@ targets:
 describe('config', () => {
   it('resolves defaults and relative secret files', () => {
     const c = parseConfig(base, '/etc/lifeboat/lifeboat.yaml');
-    expect(c.temporal).toEqual({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'lifeboat', uiUrl: undefined, searchAttributes: true });
+    expect(c.temporal).toEqual({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'lifeboat', uiUrl: undefined, searchAttributes: true, heartbeatTimeoutSeconds: 30 });
     expect(c.repository).toEqual({ kind: 'local', path: '/etc/lifeboat/backups' });
     expect(c.encryption).toBeNull();
     expect(c.targets.get('app-pg')?.settings.password).toEqual({ file: './pg-password' });

@@ -7,7 +7,7 @@ import { stringify } from 'yaml';
 import type { DrillResult } from '../../src/domain/plan';
 import { openRepository } from '../../src/repo';
 import { deleteBackup } from '../../src/repo/catalog';
-import { CrashWorker } from '../helpers/crash';
+import { CRASH_HEARTBEAT_TIMEOUT, CrashWorker } from '../helpers/crash';
 import { stackConfig, testEnv, uniq } from '../helpers/env';
 import { dropInflux, influx, INFLUX_RPC, INFLUX_URL, influxHttp, influxPasswordFile } from '../contract/influxdb-kind';
 
@@ -79,7 +79,7 @@ beforeAll(async () => {
   configFile = join(dir, 'lifeboat.yaml');
   const base = stackConfig();
   const target = { kind: 'influxdb', url: INFLUX_URL, user: 'lifeboat', password: { file: influxPasswordFile() }, rpcAddress: INFLUX_RPC, databases: [db], spoolDir };
-  await writeFile(configFile, stringify({ temporal: { ...base.temporal, taskQueue: env.taskQueue }, repository: env.config.repository, encryption: base.encryption, signing: base.signing, targets: { 'metrics-influx': target }, schedules: { idPrefix: env.config.schedules!.idPrefix } }));
+  await writeFile(configFile, stringify({ temporal: { ...base.temporal, taskQueue: env.taskQueue, ...CRASH_HEARTBEAT_TIMEOUT }, repository: env.config.repository, encryption: base.encryption, signing: base.signing, targets: { 'metrics-influx': target }, schedules: { idPrefix: env.config.schedules!.idPrefix } }));
   await influx(`CREATE DATABASE "${db}" WITH SHARD DURATION 1d`);
   const now = Date.now();
   for (let at = 0; at < POINTS; at += 10_000) {

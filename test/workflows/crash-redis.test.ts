@@ -13,7 +13,7 @@ import { s3Client } from '../../src/repo/s3';
 import { IN_PROGRESS_KEY } from '../../src/stores/redis/replay';
 import { adminClient, removePrefix } from '../contract/bucket-kind';
 import { startTestRedis, type TestRedis } from '../contract/redis-kind';
-import { CrashWorker } from '../helpers/crash';
+import { CRASH_HEARTBEAT_TIMEOUT, CrashWorker } from '../helpers/crash';
 import { testEnv } from '../helpers/env';
 
 /**
@@ -90,7 +90,7 @@ beforeAll(async () => {
   const repo = env.config.repository;
   const doc = {
     ...base,
-    temporal: { ...base.temporal, taskQueue: env.taskQueue },
+    temporal: { ...base.temporal, taskQueue: env.taskQueue, ...CRASH_HEARTBEAT_TIMEOUT },
     repository: { ...base.repository, ...(repo.kind === 's3' ? { prefix: repo.prefix } : {}) },
     targets: { 'cache-redis': { kind: 'redis', host: '127.0.0.1', port: redis.port, password: { file: redis.passwordFile }, scratchDir, restore: { mode: 'replay', inFlight: 1 } } },
     schedules: { idPrefix: env.config.schedules!.idPrefix },

@@ -9,7 +9,7 @@ import type { DrillResult } from '../../src/domain/plan';
 import { openRepository } from '../../src/repo';
 import { s3Client } from '../../src/repo/s3';
 import { writeConfigFile } from '../helpers/config-file';
-import { CrashWorker } from '../helpers/crash';
+import { CRASH_HEARTBEAT_TIMEOUT, CrashWorker } from '../helpers/crash';
 import { testEnv } from '../helpers/env';
 import { countRows, createDatabase, dropDatabase, pg } from '../helpers/pg';
 
@@ -45,7 +45,7 @@ async function drill(): Promise<{ id: string; handle: WorkflowHandle }> {
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'lifeboat-crash-'));
-  configFile = await writeConfigFile(dir, env);
+  configFile = await writeConfigFile(dir, env, { temporal: CRASH_HEARTBEAT_TIMEOUT });
   await createDatabase(env.config, db);
   // Enough data that dumping, uploading, verifying and restoring each take a few seconds.
   await pg(env.config, db, (c) => c.query(`CREATE TABLE events AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS body FROM generate_series(1, ${ROWS}) AS g`));

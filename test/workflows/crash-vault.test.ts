@@ -13,7 +13,7 @@ import { s3Client } from '../../src/repo/s3';
 import { serverPids } from '../../src/stores/vault/server';
 import { adminClient, removePrefix } from '../contract/bucket-kind';
 import { getSecret, putSecret, serversBelow, startTestBao, vaultSettingsFor, type TestBao } from '../contract/vault-kind';
-import { CrashWorker } from '../helpers/crash';
+import { CRASH_HEARTBEAT_TIMEOUT, CrashWorker } from '../helpers/crash';
 import { testEnv } from '../helpers/env';
 
 /**
@@ -59,7 +59,7 @@ beforeAll(async () => {
   const base = parse(await readFile(process.env.LIFEBOAT_CONFIG!, 'utf8')) as Record<string, Record<string, unknown>>;
   configFile = join(dir, 'lifeboat.yaml');
   const repository = { ...base.repository, prefix: (env.config.repository as S3RepositoryConfig).prefix };
-  await writeFile(configFile, stringify({ ...base, temporal: { ...base.temporal, taskQueue: env.taskQueue }, repository, targets: { [T]: vaultSettingsFor(bao) }, schedules: { idPrefix: env.config.schedules!.idPrefix } }));
+  await writeFile(configFile, stringify({ ...base, temporal: { ...base.temporal, taskQueue: env.taskQueue, ...CRASH_HEARTBEAT_TIMEOUT }, repository, targets: { [T]: vaultSettingsFor(bao) }, schedules: { idPrefix: env.config.schedules!.idPrefix } }));
   connection = await Connection.connect({ address: env.config.temporal.address });
   client = new Client({ connection, namespace: env.config.temporal.namespace });
   await workers.start();

@@ -10,6 +10,7 @@ import { pitrSpec } from '../../src/activities/pitr';
 import type { PitrBackupResult, PitrDrillResult } from '../../src/domain/pitr';
 import { PitrEngine } from '../../src/stores/postgres/pitr';
 import { findProcesses } from '../../src/stores/postgres/pitr/run';
+import { CRASH_HEARTBEAT_TIMEOUT } from '../helpers/crash';
 import { testEnv } from '../helpers/env';
 import { createPitrCluster, type PitrCluster } from '../helpers/pitr-cluster';
 
@@ -84,7 +85,7 @@ beforeAll(async () => {
   cluster = await createPitrCluster(env, { compress: 'gz' });
   dir = await mkdtemp(join(tmpdir(), 'lifeboat-pitrcrash-'));
   configFile = join(dir, 'lifeboat.yaml');
-  await cluster.writeConfigFile(configFile);
+  await cluster.writeConfigFile(configFile, { temporal: CRASH_HEARTBEAT_TIMEOUT });
   await cluster.query(`CREATE TABLE events AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS body FROM generate_series(1, 2500000) AS g`);
   connection = await Connection.connect({ address: env.config.temporal.address });
   client = new Client({ connection, namespace: env.config.temporal.namespace });
