@@ -6,6 +6,8 @@ import { bytes } from './output';
 
 /** How long a run may wait for a missing worker before the CLI says so (once). */
 const NO_WORKER_NOTICE_MS = 30_000;
+/** How often the CLI asks a run for its progress while it waits (LIFEBOAT_WATCH_INTERVAL_MS). */
+const POLL_EVERY_MS = Number(process.env.LIFEBOAT_WATCH_INTERVAL_MS ?? 1_000);
 
 /** Rate and time left, from the bytes done over the last samples (a sliding window, so a stall shows). */
 export class Rate {
@@ -101,7 +103,7 @@ export function followProgress(handle: WorkflowHandle, json: boolean, opts: { cl
       }
       if (stopped) break;
       await checkWorkers(started);
-      await new Promise((r) => setTimeout(r, 1000));
+      await new Promise((r) => setTimeout(r, POLL_EVERY_MS));
     }
   };
   const loop = poll();

@@ -54,7 +54,7 @@ test('the progress query and the current details show bytes growing, a total, a 
 test('lifeboat backup --json writes JSON lines with bytes, rate and ETA on stderr while it waits', async () => {
   const file = await writeConfigFile(dir, env, { targets: { 'app-pg': { ...(config.targets.get('app-pg')!.settings as object), kind: 'postgres', databases: [db], globals: false } } });
   const out = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) =>
-    execFile(process.execPath, [join(__dirname, '../../bin/lifeboat'), '--config', file, 'backup', '--json', '--with-worker'], { env: { ...process.env, LIFEBOAT_PROGRESS_INTERVAL_MS: '300' } }, (err, stdout, stderr) =>
+    execFile(process.execPath, [join(__dirname, '../../bin/lifeboat'), '--config', file, 'backup', '--json', '--with-worker'], { env: { ...process.env, LIFEBOAT_PROGRESS_INTERVAL_MS: '200', LIFEBOAT_WATCH_INTERVAL_MS: '100' } }, (err, stdout, stderr) =>
       err ? reject(Object.assign(err, { stderr })) : resolve({ stdout, stderr }),
     ),
   );
