@@ -158,7 +158,8 @@ export async function verifyArtifact(
     n += chunk.length;
     opts.onBytes?.(n);
     if (!plaintext.destroyed && !plaintext.write(chunk)) {
-      await Promise.race([once(plaintext, 'drain'), readDone]);
+      // A reader that failed (its error is noted) only stops taking bytes: the hash still reads them all.
+      await Promise.race([once(plaintext, 'drain').catch(note), readDone]);
     }
   }
   if (!plaintext.destroyed) plaintext.end();
