@@ -22,7 +22,7 @@ test('keygen writes a private identity file that age reads, and never overwrites
   expect(execFileSync('age-keygen', ['-y', file], { encoding: 'utf8' }).trim()).toBe(recipient);
   expect((await stat(file)).mode & 0o777).toBe(0o600);
   const again = spawnSync(process.execPath, [bin, 'keygen', '-o', file], { encoding: 'utf8' });
-  expect(again.status).toBe(1);
+  expect(again.status).toBe(2); // bad arguments (docs/cli.md exit statuses)
   expect(again.stderr).toContain('already exists; not overwriting an identity file');
 
   const plain = Buffer.from('backup bytes '.repeat(10000));

@@ -20,9 +20,13 @@ export async function startHarness(config: Config): Promise<Harness> {
   const clientConnection = await Connection.connect({ address: config.temporal.address });
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
   const taskQueue = config.temporal.taskQueue;
+  const started: WorkflowHandle[] = [];
   const start = async <T>(type: string, input: unknown) => {
     const handle = await client.workflow.start(type, { taskQueue, workflowId: `${type}/${taskQueue}/${randomBytes(3).toString('hex')}`, args: [input] });
-    return { handle, result: handle.result() as Promise<T> };
+    started.push(handle);
+    const result = handle.result() as Promise<T>;
+    result.catch(() => undefined); // a run ended by stop() is not an unhandled rejection
+    return { handle, result };
   };
   return {
     client,
@@ -30,6 +34,9 @@ export async function startHarness(config: Config): Promise<Harness> {
     start,
     run: async <T>(type: string, input: unknown) => (await start<T>(type, input)).result,
     async stop() {
+      // A run still going when its test ends (a timeout, a failed expectation) would hold its target's
+      // lock for whoever comes next: end it, and with it (parent close policy) its lock.
+      await Promise.all(started.map((w) => w.terminate('the test harness stopped').catch(() => undefined)));
       worker.shutdown();
       await running;
       await connection.close();

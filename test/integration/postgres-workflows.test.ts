@@ -51,7 +51,7 @@ test('backup: the globals first, then one artifact per database, each with its f
   ]);
   expect(m.artifacts[0]!.meta).toMatchObject({ roles: expect.arrayContaining([role]) });
   expect(m.artifacts[2]!.meta).toMatchObject({ owner: role, extensions: [{ name: 'plpgsql', version: '1.0' }] });
-  expect(m.tools).toMatchObject({ pg_dump: expect.any(String), pg_dumpall: expect.any(String), psql: expect.any(String) });
+  expect(m.tools).toMatchObject({ pg_dump: expect.any(String), pg_dumpall: expect.any(String) });
 
   // One database under another name: the globals and the other databases are left out.
   await pg(config, db1, (c) => c.query('DELETE FROM tenants'));

@@ -19,7 +19,7 @@ import { failureOf, startHarness, type Harness } from '../helpers/temporal';
 jest.setTimeout(300_000);
 const env = testEnv('saga', { databases: 2 });
 const db = env.databases[0]!;
-/** A second database with its own worker and task queue, where a 150 s migration runs meanwhile. */
+/** A second database with its own worker and task queue, where a 125 s migration runs meanwhile. */
 const slowDb = env.databases[1]!;
 let dir: string;
 let log: string;
@@ -88,13 +88,13 @@ beforeAll(async () => {
   await createDatabase(config, db);
   await seedApp(config, db, 100);
 
-  // A migration of 150 s, with a timeout of 300 s: longer than any fixed activity timeout, run once.
+  // A migration of 125 s, with a timeout of 300 s: longer than any fixed activity timeout (2 minutes), run once.
   await createDatabase(config, slowDb);
   await seedApp(config, slowDb, 10);
   const slowLog = join(dir, 'slow.log');
-  const slowTarget = withTarget(withTaskQueue(env.config, `${env.taskQueue}-slow`), { hooks: { stopWriters: [], startWriters: [], postRestore: [note('migrate', { sleepMs: 150_000, file: slowLog, timeoutSeconds: 300 })] } }, [slowDb]);
-  // Its own id prefix: its lock (lock/saga-slow/app-pg) is not the other tests' (lock/<this file's prefix>/app-pg), as for two deployments sharing a namespace.
-  const slowConfig: Config = { ...slowTarget, schedules: { ...slowTarget.schedules!, idPrefix: 'saga-slow' } };
+  const slowTarget = withTarget(withTaskQueue(env.config, `${env.taskQueue}-slow`), { hooks: { stopWriters: [], startWriters: [], postRestore: [note('migrate', { sleepMs: 125_000, file: slowLog, timeoutSeconds: 300 })] } }, [slowDb]);
+  // Its own id prefix: its lock (lock/<prefix>-slow/app-pg) is not the other tests' (lock/<prefix>/app-pg), as for two deployments sharing a namespace.
+  const slowConfig: Config = { ...slowTarget, schedules: { ...slowTarget.schedules!, idPrefix: `${config.schedules!.idPrefix}-slow` } };
   const harness = await startHarness(slowConfig);
   const slowBackup = newId();
   await harness.run('backupWorkflow', { targets: ['app-pg'], backupId: slowBackup });
@@ -282,7 +282,7 @@ test('a restore waiting for approval holds nothing (a backup runs meanwhile); on
   });
 });
 
-test('a hook with a timeout of 300 s may run for 150 s: it succeeds, run once', async () => {
+test('a hook with a timeout of 300 s may run for 125 s: it succeeds, run once', async () => {
   const r = await slow!.result;
   expect(r.steps).toEqual(expect.arrayContaining([expect.stringMatching(/^app-pg: post-restore \(/)]));
   expect(await logged(slow!.log)).toEqual(['migrate', 'migrate done']);
