@@ -5,7 +5,7 @@
  *   node <out>/bench/worker-process.js --config FILE --task-queue QUEUE
  *
  * Builds the worker with `createWorker` from src/worker, exactly as
- * `lifeboat worker` does (workflow bundle, activities, native connection), on a
+ * `lifeboat worker` does (prebuilt workflow bundle, activities, native connection), on a
  * dedicated task queue, and runs until SIGTERM (Temporal's Runtime turns the
  * signal into a graceful shutdown). When the worker is built it tells the
  * parent over the IPC channel (`{ ready: true }`), or prints `ready <pid>` on
