@@ -3,11 +3,12 @@ import { Worker } from '@temporalio/worker';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeBackupId } from '../../src/domain/names';
 import { testEnv, withTaskQueue } from '../helpers/env';
 import { createDatabase, dropDatabase, seedApp } from '../helpers/pg';
+import { createPitrCluster } from '../helpers/pitr-cluster';
 import { startHarness } from '../helpers/temporal';
 
 /**
@@ -46,9 +47,30 @@ const recording = process.env.LIFEBOAT_RECORD_HISTORIES === '1';
     await run('restoreWorkflow', { backupId: '20200101T000000Z-0000', yes: true });
     await run('pruneWorkflow', { dryRun: true });
     const drill = await run('drillWorkflow', { mode: 'in-place' });
-    ids.push(`${drill}/backup`, `${drill}/restore`);
+    ids.push(`${drill}/backup`, `${drill}/restore`, `lock/${config.schedules!.idPrefix}/app-pg`);
+    // PITR on a cluster of the recording's own: a full backup, a restore to a time between two batches, a drill.
+    const cluster = await createPitrCluster(env);
+    const p = await startHarness(withTaskQueue(cluster.config, `${env.taskQueue}-pitr`));
+    try {
+      const pitr = async (type: string, input: unknown) => {
+        const workflowId = `${type}/replay/${randomBytes(3).toString('hex')}`;
+        await p.client.workflow.execute(type, { taskQueue: p.taskQueue, workflowId, args: [input] });
+        ids.push(workflowId);
+      };
+      await pitr('pitrBackupWorkflow', { target: cluster.target, type: 'full' });
+      await cluster.query('CREATE TABLE batches AS SELECT 1 AS id');
+      const [{ t }] = (await cluster.query<{ t: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`)) as [{ t: string }];
+      await new Promise((r) => setTimeout(r, 1500));
+      await cluster.query('INSERT INTO batches VALUES (2)');
+      await pitr('pitrRestoreWorkflow', { target: cluster.target, toTime: t, yes: true });
+      await pitr('pitrDrillWorkflow', { target: cluster.target });
+    } finally {
+      await p.stop();
+      await cluster.destroy();
+    }
     // The stock CLI writes the JSON form that historyFromJSON reads.
     const temporal = join(process.env.LIFEBOAT_CACHE_DIR ?? join(homedir(), '.cache/lifeboat'), 'bin/temporal');
+    for (const f of readdirSync(DIR)) if (f.endsWith('.json')) unlinkSync(join(DIR, f));
     for (const id of ids) {
       const json = execFileSync(temporal, ['workflow', 'show', '--address', config.temporal.address, '--workflow-id', id, '--output', 'json'], { encoding: 'utf8' });
       // The workflow id goes with the history: the drill names its children after its own id.
@@ -62,7 +84,7 @@ const recording = process.env.LIFEBOAT_RECORD_HISTORIES === '1';
 
 (recording ? test.skip : test)("recorded histories replay against today's workflows", async () => {
   const files = readdirSync(DIR).filter((f) => f.endsWith('.json'));
-  expect(files.length).toBeGreaterThanOrEqual(8);
+  expect(files.length).toBeGreaterThanOrEqual(12);
   const histories = files.map((f) => {
     const { workflowId, history } = JSON.parse(readFileSync(join(DIR, f), 'utf8')) as { workflowId: string; history: unknown };
     return { workflowId, history: historyFromJSON(history) };
