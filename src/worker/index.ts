@@ -111,9 +111,10 @@ function newWorker(config: Config, connection: NativeConnection, activities: Ret
     activities,
     // On shutdown, activities in flight get this long, then are cancelled: the next worker retries them.
     shutdownGraceTime: '5 seconds',
-    // Progress (stage, bytes) reaches the server every few seconds, so `temporal workflow describe`
-    // and the Web UI show where a long activity is; the default throttle would hold it back 24 s.
-    maxHeartbeatThrottleInterval: '3 seconds',
+    // Progress (stage, bytes) reaches the server within a second, so `temporal workflow describe`,
+    // the Web UI and `--watch` show where a long activity is, even a stage of a few seconds; the
+    // default throttle would hold it back 24 s. One small RPC per second per running activity.
+    maxHeartbeatThrottleInterval: '1 second',
   });
 }
 

@@ -74,13 +74,13 @@ afterAll(async () => {
   await removePrefix(await adminClient(repo), repo.bucket, `${repo.prefix}/`);
 });
 
-test('scratch drill killed mid-snapshot and while its temporary server starts: completes, and no temporary server is left', async () => {
+test('scratch drill killed mid-snapshot and once its temporary server runs: completes, and no temporary server is left', async () => {
   const { id, handle } = await drill('scratch');
   await workers.crashAt(`${id}/backup`, 'backupItem', (hb) => hb.stage === 'snapshot' || hb.stage === 'upload', async () => {
     // Killed before the snapshot was stored: no backup of the target is complete.
     expect(await listBackups(await openRepository(env.config), [T])).toEqual([]);
   });
-  await workers.crashAt(`${id}/restore`, 'restoreItem', (hb) => hb.stage === 'start scratch server' || hb.stage === 'restore', async () => {
+  await workers.crashAt(`${id}/restore`, 'restoreItem', (hb) => hb.stage === 'restore' || hb.stage === 'unseal', async () => {
     // The dead worker's temporary server is still running: the retry must stop it and start afresh.
     expect(await serversBelow(scratch())).toHaveLength(1);
   });
