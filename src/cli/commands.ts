@@ -112,7 +112,7 @@ export async function drill(config: Config, out: Output, o: { target: string[]; 
   checkTargets(config, o.target);
   const id = `drill/${makeBackupId(new Date(), randomBytes(2).toString('hex'))}`;
   const r = await runWorkflow<DrillResult>(config, out, 'drillWorkflow', id, { targets: o.target.length ? o.target : undefined, mode: o.mode as DrillMode }, { ...o, tags: { operation: 'drill', targets: o.target } });
-  const summary = (v: DrillResult | undefined) => (v?.stores ? { stores: v.stores, backupId: v.backupId, mode: v.mode } : {});
+  const summary = (v: DrillResult | undefined) => (v?.stores ? { stores: v.stores, backupId: v.backupId, mode: v.mode, nonce: v.nonce } : {});
   return report(
     out,
     r,

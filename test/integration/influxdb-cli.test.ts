@@ -75,12 +75,15 @@ afterAll(async () => {
 let scratchBackup = '';
 
 test('drill (scratch): 113 markers come back in a copy, which is dropped; the database is as it was', async () => {
-  const all = await databases();
+  // This file's databases (other test files may add or drop theirs meanwhile).
+  const mine = async () => (await databases()).filter((d) => d.startsWith('clinflux')).sort();
+  const all = await mine();
   const { code, out } = await json('drill', '--with-worker');
   expect(code).toBe(0);
   expect(out).toMatchObject({ ok: true, mode: 'scratch', stores: [{ target: 'metrics-influx', kind: 'influxdb', markers: { expected: 113, found: 113 } }] });
   scratchBackup = out.backupId;
-  expect((await databases()).sort()).toEqual(all.sort());
+  expect(await mine()).toEqual(all);
+  expect(await databases()).not.toContain(`lifeboat_drill_${(out.nonce as string).replace(/-/g, '').slice(0, 8)}`);
   const now = await contents(db);
   expect(now).toEqual(before);
   expect(await readdir(spoolDir)).toEqual([]);
