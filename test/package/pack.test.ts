@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -9,7 +9,9 @@ import { promisify } from 'node:util';
  * The package as the ecosystem installs it: `npm pack` (whose prepack builds)
  * gives a tarball with the built code and no tests; installed into an empty
  * folder, `npx lifeboat` runs it. Dependencies come from the npm registry
- * (or npm's cache).
+ * (or npm's cache). It packs a copy of the working tree (the files git knows,
+ * node_modules linked): prepack empties and rebuilds dist/, which the other
+ * test files' CLI runs and workers are loading meanwhile.
  */
 jest.setTimeout(600_000);
 
@@ -24,7 +26,13 @@ let files: string[];
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'lifeboat-pack-'));
-  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: root, env: quiet, maxBuffer: 64 << 20 });
+  const tree = join(dir, 'tree');
+  const listed = await run('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: root, maxBuffer: 64 << 20 });
+  for (const f of listed.stdout.split('\0').filter(Boolean)) await cp(join(root, f), join(tree, f), { recursive: true, force: true }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err; // deleted in the working tree, not yet in git
+  });
+  await symlink(join(root, 'node_modules'), join(tree, 'node_modules'));
+  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: tree, env: quiet, maxBuffer: 64 << 20 });
   // prepack's build output comes before npm's JSON.
   const report = JSON.parse(stdout.slice(stdout.indexOf('[\n'))) as Array<{ filename: string; files: Array<{ path: string }> }>;
   tarball = join(dir, report[0]!.filename);
