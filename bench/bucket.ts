@@ -36,7 +36,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, DeleteBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { resolveSecret, type Config, type S3RepositoryConfig } from '../src/config';
+import { resolveSecret, type Config, type S3RepositoryConfig, type TargetConfig } from '../src/config';
 import { loadConfig } from '../src/config/load';
 import { makeBackupId } from '../src/domain/names';
 import { openRepository } from '../src/repo';
@@ -76,6 +76,13 @@ export interface BucketBenchResult {
   zstdRatio: number;
 }
 
+/** A bucket target like the stack's `bundles` (its endpoint and credential files), on another bucket. */
+function benchTarget(config: Config, name: string, settings: Record<string, unknown>): TargetConfig {
+  const bundles = config.targets.get('bundles');
+  if (bundles?.kind !== 'bucket') throw new Error(`${config.file} has no bucket target 'bundles' to take the endpoint and credentials from`);
+  return { ...bundles, name, settings: { ...bundles.settings, ...settings } };
+}
+
 /** The pool of a compressed, encrypted backup of a mixed bucket, against zstd -3 of each object. */
 async function sizeFigure(c: S3Client, repo: Repository, repoCfg: S3RepositoryConfig, base: Config, tag: string): Promise<{ artifactBytes: number; zstdBytes: number; zstdRatio: number }> {
   const bucket = `lb-bench-${tag}-mixed`;
@@ -89,8 +96,7 @@ async function sizeFigure(c: S3Client, repo: Repository, repoCfg: S3RepositoryCo
     }
     await forEachLimit(bodies, 32, new AbortController().signal, ([Key, Body]) => c.send(new PutObjectCommand({ Bucket: bucket, Key, Body })).then(() => undefined));
     const zstdBytes = bodies.reduce((n, [, b]) => n + zstdCompressSync(b, { params: { [zlibConstants.ZSTD_c_compressionLevel]: 3 } }).length, 0);
-    const target = { name: 'bench-mixed', kind: 'bucket', settings: { endpoint: repoCfg.endpoint, region: repoCfg.region, bucket, forcePathStyle: true, accessKeyId: repoCfg.accessKeyId, secretAccessKey: repoCfg.secretAccessKey } };
-    const store = new BucketStore(base.file, target);
+    const store = new BucketStore(base.file, benchTarget(base, 'bench-mixed', { bucket }));
     const scope: Scope = { repo, dir: 'bench-mixed', encryption: base.encryption, compression: base.compression ?? DEFAULT_COMPRESSION, location: repoCfg };
     await backupOnce(store, scope, makeBackupId(new Date(), randomBytes(2).toString('hex')));
     const pool = await listAll(c, repoCfg.bucket, `${repoCfg.prefix}/bench-mixed/objects/`);
@@ -171,8 +177,7 @@ export async function benchBucket(opts: { objects: number; concurrency?: number;
       await c.send(new PutObjectCommand({ Bucket: source, Key, Body: randomBytes(512 + (Key.length % 7) * 128) }));
     });
 
-    const target = { name: 'bench-bucket', kind: 'bucket', settings: { endpoint: repoCfg.endpoint, region: repoCfg.region, bucket: source, forcePathStyle: true, accessKeyId: repoCfg.accessKeyId, secretAccessKey: repoCfg.secretAccessKey, concurrency } };
-    const store = new BucketStore(config.file, target);
+    const store = new BucketStore(config.file, benchTarget(config, 'bench-bucket', { bucket: source, concurrency }));
     const plain = (n: number): Scope => ({ repo, dir: `bench-plain-${n}`, encryption: null, location: repoCfg });
     let clock = Date.now();
     const id = () => makeBackupId(new Date((clock += 1000)), randomBytes(2).toString('hex'));
