@@ -622,7 +622,9 @@ EOF
 }
 
 cmd_down() { # down [--purge] | down svc...: stop everything (or the named services)
-  local svc pid list=(openbao influxdb redis s3tls minio clickhouse postgres temporal)
+  # PostgreSQL before MinIO: its archiver pushes the last WAL through pgBackRest (s3tls -> minio) on
+  # the way down, and with the repository gone it would retry until pg_ctl gives up and kills it.
+  local svc pid list=(openbao influxdb redis postgres clickhouse s3tls minio temporal)
   if [[ -n ${1:-} && $1 != --purge ]]; then
     for svc; do [[ -v "PORTS[$svc]" ]] || die "unknown service '$svc' (one of: ${SERVICES[*]})"; done
     list=("$@")
