@@ -124,7 +124,7 @@ export interface PitrRestoreResult {
 
 export interface PitrDrillInput {
   target: string;
-  /** Seconds between batch A and batch B (default 2). */
+  /** Seconds between batch A and batch B (default and least: 2). */
   gapSeconds?: number;
 }
 
@@ -172,18 +172,38 @@ export function parseTargetTime(given: string): { pg: string; iso: string; ms: n
   return { pg: `${day} ${clock}.${micros}+00`, iso: `${day}T${clock}.${micros}Z`, ms: wholeMs + Math.floor(Number(micros) / 1000) };
 }
 
+/**
+ * The first time a backup serves a time target: pgBackRest picks, for
+ * `--type=time`, the newest backup whose stop time (whole seconds) is
+ * strictly before the target's whole second, so a target in the second the
+ * backup ended is refused ("unable to find backup set with stop time less than").
+ */
+export function firstTargetMs(b: Pick<PitrBackup, 'stoppedAt'>): number {
+  return Math.floor(Date.parse(b.stoppedAt) / 1000) * 1000 + 1000;
+}
+
+/**
+ * The PITR drill's target time: when batch A committed, unless the backup it
+ * restores from ended in that same second, then the next whole second
+ * (batch B comes at least 2 s after A, so T stays between them).
+ */
+export function drillTargetTime(committedBefore: string, latest: Pick<PitrBackup, 'stoppedAt'>): string {
+  const first = firstTargetMs(latest);
+  return Date.parse(committedBefore) >= first ? committedBefore : new Date(first).toISOString();
+}
+
 /** Why a target time cannot be reached, or undefined when it is inside the window. */
 export function outsideWindow(targetMs: number, w: RecoverableWindow): string | undefined {
   const earliest = Date.parse(w.earliest);
   const latest = Date.parse(w.latest);
-  if (targetMs < earliest) return `it is before the end of the oldest backup`;
+  if (targetMs < earliest) return `it is not in a later second than the end of the oldest backup`;
   if (targetMs > latest) return w.latestFrom === 'archiver' ? 'it is after the last WAL segment archived into the repository' : 'it is after the newest backup and the server could not say what it archived since';
   return undefined;
 }
 
-/** The newest backup that ended at or before `targetMs` (what pgBackRest itself picks for a time target). */
+/** The newest backup that ended in a second before `targetMs`'s (what pgBackRest itself picks for a time target). */
 export function backupFor(backups: readonly PitrBackup[], targetMs: number | undefined): PitrBackup | undefined {
-  const usable = backups.filter((b) => targetMs === undefined || Date.parse(b.stoppedAt) <= targetMs);
+  const usable = backups.filter((b) => targetMs === undefined || firstTargetMs(b) <= targetMs);
   return usable.sort((a, b) => a.stoppedAt.localeCompare(b.stoppedAt)).at(-1);
 }
 
@@ -191,7 +211,7 @@ export function backupFor(backups: readonly PitrBackup[], targetMs: number | und
 export function recoverableWindow(backups: readonly PitrBackup[], archiver: Pick<ArchiverStatus, 'lastArchivedTime' | 'inRepository'> | undefined): RecoverableWindow | null {
   if (backups.length === 0) return null;
   const sorted = [...backups].sort((a, b) => a.stoppedAt.localeCompare(b.stoppedAt));
-  const earliest = sorted[0]!.stoppedAt;
+  const earliest = new Date(firstTargetMs(sorted[0]!)).toISOString();
   const newest = sorted.at(-1)!.stoppedAt;
   if (archiver?.inRepository && archiver.lastArchivedTime && archiver.lastArchivedTime > newest) {
     return { earliest, latest: archiver.lastArchivedTime, latestFrom: 'archiver' };

@@ -1,6 +1,6 @@
 import { ApplicationFailure, CancellationScope, isCancellation, sleep, uuid4, workflowInfo } from '@temporalio/workflow';
 import { markersOk } from '../domain/markers';
-import { parseTargetTime, type PitrDrillInput, type PitrDrillResult } from '../domain/pitr';
+import { drillTargetTime, parseTargetTime, type PitrDrillInput, type PitrDrillResult } from '../domain/pitr';
 import { on, quick as anyQueue, type Near } from './activities';
 import { trackProgress } from './progress';
 import { causeMessage } from './saga';
@@ -48,8 +48,8 @@ async function pitrDrill(input: PitrDrillInput): Promise<PitrDrillResult> {
     backupSeconds = (Date.parse(latest.stoppedAt) - Date.parse(latest.startedAt)) / 1000;
     progress.set('seed', `${target}: batch A`);
     const a = await quick.pitrSeedBatch({ target, nonce: before });
-    const t = parseTargetTime(a.committedBefore);
-    await sleep(`${input.gapSeconds ?? 2} seconds`);
+    const t = parseTargetTime(drillTargetTime(a.committedBefore, latest));
+    await sleep(`${Math.max(2, input.gapSeconds ?? 2)} seconds`);
     progress.set('seed', `${target}: batch B`);
     await quick.pitrSeedBatch({ target, nonce: after });
     progress.set('archive', `${target}: switch WAL and wait until it is archived`);

@@ -1,5 +1,5 @@
 import { parseConfig } from '../../src/config/load';
-import { backupFor, outsideWindow, parseTargetTime, recoverableWindow, walSegment, type PitrBackup } from '../../src/domain/pitr';
+import { backupFor, drillTargetTime, outsideWindow, parseTargetTime, recoverableWindow, walSegment, type PitrBackup } from '../../src/domain/pitr';
 import { desiredSchedules, PITR_DEFAULTS } from '../../src/domain/schedules';
 import { renderConfig, repoPath } from '../../src/stores/postgres/pitr/conf';
 import { parseInfo } from '../../src/stores/postgres/pitr/info';
@@ -44,11 +44,14 @@ describe('target times', () => {
 describe('the recoverable window', () => {
   const backups = [backup('F1', 'full', '2026-12-01T01:00:00.000Z'), backup('F1_D1', 'diff', '2026-12-02T01:00:00.000Z')];
 
-  it('runs from the end of the oldest backup to the last archived segment in the repository', () => {
+  it('runs from the second after the oldest backup ended to the last archived segment in the repository', () => {
     const w = recoverableWindow(backups, { lastArchivedTime: '2026-12-02T09:00:00.000Z', inRepository: true })!;
-    expect(w).toEqual({ earliest: '2026-12-01T01:00:00.000Z', latest: '2026-12-02T09:00:00.000Z', latestFrom: 'archiver' });
+    // pgBackRest compares whole seconds and wants the backup's stop strictly earlier.
+    expect(w).toEqual({ earliest: '2026-12-01T01:00:01.000Z', latest: '2026-12-02T09:00:00.000Z', latestFrom: 'archiver' });
     expect(outsideWindow(Date.parse('2026-12-02T08:00:00Z'), w)).toBeUndefined();
-    expect(outsideWindow(Date.parse('2026-12-01T00:59:59Z'), w)).toMatch(/before the end of the oldest backup/);
+    expect(outsideWindow(Date.parse('2026-12-01T01:00:01Z'), w)).toBeUndefined();
+    expect(outsideWindow(Date.parse('2026-12-01T01:00:00.900Z'), w)).toMatch(/not in a later second than the end of the oldest backup/);
+    expect(outsideWindow(Date.parse('2026-12-01T00:59:59Z'), w)).toMatch(/not in a later second than the end of the oldest backup/);
     expect(outsideWindow(Date.parse('2026-12-02T09:00:01Z'), w)).toMatch(/after the last WAL segment archived/);
   });
 
@@ -58,10 +61,22 @@ describe('the recoverable window', () => {
     expect(recoverableWindow([], undefined)).toBeNull();
   });
 
+  it('puts the drill target after batch A and in a later second than the backup it restores from', () => {
+    const full = backup('F', 'full', '2026-12-01T15:31:21.000Z');
+    expect(drillTargetTime('2026-12-01T15:31:25.123456Z', full)).toBe('2026-12-01T15:31:25.123456Z');
+    // Batch A committed in the second the backup ended: pgBackRest would refuse that time.
+    expect(drillTargetTime('2026-12-01T15:31:21.648219Z', full)).toBe('2026-12-01T15:31:22.000Z');
+    expect(backupFor([full], Date.parse(drillTargetTime('2026-12-01T15:31:21.648219Z', full)))!.label).toBe('F');
+  });
+
   it('restores from the newest backup that ended before the target', () => {
     expect(backupFor(backups, Date.parse('2026-12-01T12:00:00Z'))!.label).toBe('F1');
     expect(backupFor(backups, Date.parse('2026-12-02T12:00:00Z'))!.label).toBe('F1_D1');
     expect(backupFor(backups, undefined)!.label).toBe('F1_D1');
+    // Within the second F1_D1 ended, pgBackRest still takes F1.
+    expect(backupFor(backups, Date.parse('2026-12-02T01:00:00.500Z'))!.label).toBe('F1');
+    expect(backupFor(backups, Date.parse('2026-12-02T01:00:01Z'))!.label).toBe('F1_D1');
+    expect(backupFor(backups, Date.parse('2026-12-01T01:00:00.999Z'))).toBeUndefined();
   });
 
   it('reads segment names out of archiver file names', () => {
