@@ -97,6 +97,8 @@ describe('pgBackRest output', () => {
     expect(lock).toMatchObject({ type: 'PitrLockBusy', permanent: false });
     const tls = classify('app-pg', new LifeboatError('ToolFailed', "ERROR: [095]: unable to find hostname '127.0.0.1' in certificate common name or subject alternative names", false)) as LifeboatError;
     expect(tls).toMatchObject({ type: 'ConfigError', permanent: true });
+    const none = classify('app-pg', new LifeboatError('ToolFailed', "pgbackrest exited with code 75: ERROR: [075]: unable to find backup set with stop time less than '2026-12-01 15:31:21.648219+00'", false)) as LifeboatError;
+    expect(none).toMatchObject({ type: 'OutsideWindow', permanent: true });
   });
 
   it('parses info --output=json: backups, archive, lock', () => {

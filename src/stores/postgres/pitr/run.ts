@@ -48,6 +48,10 @@ export function classify(target: string, err: unknown): unknown {
   if (code === 31 || code === 32 || code === 37 || /unable to find hostname|certificate verify failed/.test(msg)) {
     return new LifeboatError('ConfigError', `pgBackRest refused the configuration of target ${target}: ${msg}`);
   }
+  // [075] for a time target no backup precedes by a whole second: the same again would fail the same way.
+  if (code === 75 && /unable to find backup set/.test(msg)) {
+    return new LifeboatError('OutsideWindow', `pgBackRest has no backup of target ${target} that ended in a second before the target time: ${msg}`, true);
+  }
   if (/password authentication failed|no pg_hba\.conf entry/.test(msg)) return new LifeboatError('AuthFailed', `pgBackRest could not log in to the server of target ${target}: ${msg}`);
   if (/system-id .* do not match|database version .* do not match|stanza .* mismatch/i.test(msg)) {
     return new LifeboatError('ConfigError', `the pgBackRest repository of target ${target} belongs to another cluster: ${msg}`);
