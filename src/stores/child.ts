@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess, type ChildProcessByStdio } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../errors';
@@ -39,6 +40,18 @@ export function processAlive(pid: number): boolean {
   } catch {
     return true; // no /proc (not Linux): signal 0 is all there is
   }
+}
+
+/** A free TCP port on loopback, for a temporary server this host starts. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 /** How long a tool may take to exit after SIGTERM before it is killed. */

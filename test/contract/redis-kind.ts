@@ -2,13 +2,13 @@ import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Redis } from 'ioredis';
 import { stringify } from 'yaml';
 import type { TargetConfig } from '../../src/config';
 import { parseConfig } from '../../src/config/load';
+import { freePort } from '../../src/stores/child';
 import { RedisStore } from '../../src/stores/redis';
 import { stackConfig } from '../helpers/env';
 import type { ContractKind } from './kinds';
@@ -45,16 +45,6 @@ export function client(port = STACK_PORT, password = readFileSync(stackPasswordF
   return c;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const run = (cmd: string, args: string[]) =>
   new Promise<string>((resolve, reject) => execFile(cmd, args, (err, out, errOut) => (err ? reject(new Error(`${cmd} ${args.join(' ')}: ${errOut || err.message}`)) : resolve(out))));

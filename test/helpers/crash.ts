@@ -9,6 +9,8 @@ export interface Heartbeat {
   item?: string;
   bytes?: number;
   totalBytes?: number;
+  /** pgBackRest's own progress (PITR activities). */
+  percent?: number;
 }
 
 /**

@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
 import { chmod, chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
 import { stringify } from 'yaml';
 import type { Config, TargetConfig } from '../../src/config';
+import { freePort } from '../../src/stores/child';
 import { archiveCommand, pitrPaths } from '../../src/stores/postgres/pitr';
 import type { TestEnv } from './env';
 import { uniq } from './env';
@@ -39,16 +39,6 @@ export interface PitrCluster {
   destroy(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const asPg = (cmd: string, args: string[]) => (process.getuid?.() === 0 ? run('runuser', ['-u', 'postgres', '--', cmd, ...args]) : run(cmd, args));
 

@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
 /** A `lifeboat worker` process started from the built CLI (npm run build), as an operator starts one. */
@@ -48,14 +47,6 @@ export function startWorkerProcess(configFile: string, args: string[]): WorkerPr
       return done.finally(() => clearTimeout(timer));
     },
   };
-}
-
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
 }
 
 /** The value of one Prometheus series in an exposition text; undefined when absent. */

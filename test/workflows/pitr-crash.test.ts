@@ -1,16 +1,13 @@
-import { defaultPayloadConverter } from '@temporalio/common';
 import { Client, Connection } from '@temporalio/client';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pitrSpec } from '../../src/activities/pitr';
 import type { PitrBackupResult, PitrDrillResult } from '../../src/domain/pitr';
 import { PitrEngine } from '../../src/stores/postgres/pitr';
 import { findProcesses } from '../../src/stores/postgres/pitr/run';
-import { CRASH_HEARTBEAT_TIMEOUT } from '../helpers/crash';
+import { CRASH_HEARTBEAT_TIMEOUT, CrashWorker } from '../helpers/crash';
 import { testEnv } from '../helpers/env';
 import { createPitrCluster, type PitrCluster } from '../helpers/pitr-cluster';
 
@@ -27,53 +24,10 @@ let dir: string;
 let configFile: string;
 let client: Client;
 let connection: Connection;
-let worker: ChildProcess | undefined;
-
-function startWorker(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(__dirname, '../../bin/lifeboat'), '--config', configFile, 'worker'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let err = '';
-    child.stderr!.on('data', (c: Buffer) => {
-      err += c.toString();
-      if (err.includes('lifeboat worker on task queue')) resolve(child);
-    });
-    child.on('exit', (code) => reject(new Error(`worker exited with ${code}: ${err}`)));
-  });
-}
-
-function kill(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGKILL');
-  });
-}
-
-interface Heartbeat {
-  stage?: string;
-  item?: string;
-  percent?: number;
-}
-
-async function crashAt(workflowId: string, type: string, ok: (hb: Heartbeat) => boolean): Promise<Heartbeat> {
-  const seen = new Set<string>();
-  for (let i = 0; i < 3000; i++) {
-    const d = await client.workflow.getHandle(workflowId).describe();
-    for (const pa of d.raw.pendingActivities ?? []) {
-      if (pa.activityType?.name !== type) continue;
-      const payload = pa.heartbeatDetails?.payloads?.[0];
-      const hb = (payload ? defaultPayloadConverter.fromPayload(payload) : {}) as Heartbeat;
-      seen.add(JSON.stringify(hb));
-      if (ok(hb)) {
-        await kill(worker!);
-        process.stderr.write(`killed the worker during ${type} at ${JSON.stringify(hb)}\n`);
-        worker = await startWorker();
-        return hb;
-      }
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no ${type} activity of ${workflowId} reached the kill point; heartbeats seen: ${[...seen].join(' ') || 'none'}`);
-}
+const workers = new CrashWorker(
+  () => configFile,
+  () => client,
+);
 
 async function start(type: string, input: unknown) {
   const id = `${type}/${env.taskQueue}/${randomBytes(3).toString('hex')}`;
@@ -89,11 +43,11 @@ beforeAll(async () => {
   await cluster.query(`CREATE TABLE events AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS body FROM generate_series(1, 2500000) AS g`);
   connection = await Connection.connect({ address: env.config.temporal.address });
   client = new Client({ connection, namespace: env.config.temporal.namespace });
-  worker = await startWorker();
+  await workers.start();
 });
 
 afterAll(async () => {
-  if (worker && worker.exitCode === null) await kill(worker);
+  await workers.kill();
   await connection?.close();
   await cluster?.destroy();
   if (dir) await rm(dir, { recursive: true, force: true });
@@ -101,7 +55,7 @@ afterAll(async () => {
 
 test('killed while pgBackRest backs up, the backup resumes on a new worker: one full backup', async () => {
   const { id, handle } = await start('pitrBackupWorkflow', { target: cluster.target, type: 'full' });
-  await crashAt(id, 'pitrBackup', (hb) => (hb.percent ?? 0) > 0);
+  await workers.crashAt(id, 'pitrBackup', (hb) => (hb.percent ?? 0) > 0);
   const r = (await handle.result()) as PitrBackupResult;
   expect(r.type).toBe('full');
   const engine = new PitrEngine(pitrSpec(cluster.config, cluster.target));
@@ -113,7 +67,7 @@ test('killed while pgBackRest backs up, the backup resumes on a new worker: one 
 
 test("killed while the PITR drill restores its scratch copy, a new worker finishes the drill and no scratch cluster is left", async () => {
   const { id, handle } = await start('pitrDrillWorkflow', { target: cluster.target });
-  await crashAt(id, 'pitrDrillRestore', (hb) => hb.stage === 'restore' || hb.stage === 'start scratch server' || hb.stage === 'recovery');
+  await workers.crashAt(id, 'pitrDrillRestore', (hb) => hb.stage === 'restore' || hb.stage === 'start scratch server' || hb.stage === 'recovery');
   const r = (await handle.result()) as PitrDrillResult;
   expect(r.ok).toBe(true);
   expect(r.markersBefore.found).toBe(137);
@@ -123,7 +77,7 @@ test("killed while the PITR drill restores its scratch copy, a new worker finish
   const left = [];
   for (const p of await readdir('/proc')) {
     if (!/^\d+$/.test(p)) continue;
-    const argv = await import('node:fs/promises').then((fs) => fs.readFile(`/proc/${p}/cmdline`, 'utf8')).catch(() => '');
+    const argv = await readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '');
     if (argv.includes(`${scratch}/`)) left.push(`${p}: ${argv.replace(/\0/g, ' ')}`);
   }
   expect(left).toEqual([]);

@@ -8,7 +8,8 @@ import { lifeboat as run } from '../helpers/cli';
 import { writeConfigFile } from '../helpers/config-file';
 import { testEnv } from '../helpers/env';
 import { createDatabase, dropDatabase, seedApp } from '../helpers/pg';
-import { freePort, sample, startWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
+import { freePort } from '../../src/stores/child';
+import { sample, startWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
 
 /** Tests read the manifests that the stack's signing key signed (or unsigned ones, where it has none). */
 const anyTrust = () => ({ publicKeys: env.config.signing?.publicKeys ?? [], allowUnsigned: true });

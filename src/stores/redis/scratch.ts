@@ -2,11 +2,10 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { LifeboatError } from '../../errors';
-import { cleanEnv, processAlive } from '../child';
+import { cleanEnv, freePort, processAlive } from '../child';
 import type { StoreContext } from '../types';
 import type { RedisEndpoint } from './client';
 import { waitLoaded } from './file-restore';
@@ -34,16 +33,6 @@ interface ScratchState {
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** The environment variable that marks a scratch server's process with its folder. */
 const MARK = 'LIFEBOAT_REDIS_SCRATCH';

@@ -1,11 +1,10 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LifeboatError } from '../../errors';
-import { cleanEnv } from '../child';
+import { cleanEnv, freePort } from '../child';
 
 /**
  * A single-node Vault/OpenBao server that lifeboat starts itself (a scratch
@@ -25,16 +24,6 @@ export interface LaunchedServer {
 export const CONFIG_FILE = 'server.hcl';
 export const SERVER_LOG = 'server.log';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function hcl(dir: string, api: number, cluster: number, nodeId: string): string {
   const q = JSON.stringify;

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { chown, mkdir, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { LifeboatError, messageOf } from '../../../errors';
+import { freePort, processAlive } from '../../child';
 import type { StoreContext } from '../../types';
 import { PgConn } from '../conn';
 import type { PitrEngine } from './index';
@@ -22,26 +22,6 @@ export function scratchOf(engine: PitrEngine, token: string): Scratch {
   return { dataDir: base, runDir: `${base}.run`, logFile: `${base}.log` };
 }
 
-/** A free TCP port on loopback, for the temporary server. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-const alive = (pid: number) => {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
-  } catch {
-    return false;
-  }
-};
-
 /**
  * Stops and removes a scratch copy, whatever state a crashed attempt left it
  * in: a pgBackRest restore still writing into it, a temporary server still
@@ -59,8 +39,8 @@ export async function removeScratch(engine: PitrEngine, s: Scratch, signal: Abor
       const { owner } = await engine.runner();
       await pgCtl(engine.spec, owner, s.dataDir, ['stop', '-m', 'immediate', '-w', '-t', '60'], signal).catch(() => process.kill(pid, 'SIGKILL'));
       const deadline = Date.now() + 30_000;
-      while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-      if (alive(pid)) process.kill(pid, 'SIGKILL');
+      while (processAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      if (processAlive(pid)) process.kill(pid, 'SIGKILL');
     }
   }
   await rm(s.dataDir, { recursive: true, force: true });
