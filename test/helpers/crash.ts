@@ -1,4 +1,4 @@
-import type { Client } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -56,16 +56,29 @@ export async function waitForActivity(client: Client, workflowId: string, type: 
 
 /**
  * The crash tests' worker: a real `lifeboat worker` process, killed with
- * SIGKILL at a chosen point and replaced by a new one. Config file and client
- * are read when needed (the tests make them in beforeAll).
+ * SIGKILL at a chosen point and replaced by a new one, and the test's client
+ * of Temporal. The config file is read when needed (the tests make it in beforeAll).
  */
 export class CrashWorker {
   private child?: ChildProcess;
+  private connection?: Connection;
+  /** The client open() connected. */
+  client!: Client;
 
-  constructor(
-    private readonly configFile: () => string,
-    private readonly client: () => Client,
-  ) {}
+  constructor(private readonly configFile: () => string) {}
+
+  /** Connects the client and starts the first worker. */
+  async open(temporal: { address: string; namespace: string }): Promise<void> {
+    this.connection = await Connection.connect({ address: temporal.address });
+    this.client = new Client({ connection: this.connection, namespace: temporal.namespace });
+    await this.start();
+  }
+
+  /** Kills the worker and closes the client. */
+  async close(): Promise<void> {
+    await this.kill();
+    await this.connection?.close();
+  }
 
   async start(): Promise<void> {
     this.child = await startWorkerProcess(this.configFile());
@@ -86,7 +99,7 @@ export class CrashWorker {
    * `meanwhile` runs while no worker is alive; then a new worker starts.
    */
   async crashAt(workflowId: string, type: string, ok: (hb: Heartbeat) => boolean, meanwhile: () => Promise<void> = async () => undefined): Promise<Heartbeat> {
-    const hb = await waitForActivity(this.client(), workflowId, type, ok);
+    const hb = await waitForActivity(this.client, workflowId, type, ok);
     await this.kill();
     process.stderr.write(`killed the worker during ${type} at ${JSON.stringify(hb)}\n`);
     await meanwhile();

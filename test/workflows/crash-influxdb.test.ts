@@ -1,4 +1,3 @@
-import { Client, Connection } from '@temporalio/client';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -27,9 +26,7 @@ const POINTS = 600_000;
 let dir: string;
 let spoolDir: string;
 let configFile: string;
-let client: Client;
-let connection: Connection;
-const workers = new CrashWorker(() => configFile, () => client);
+const workers = new CrashWorker(() => configFile);
 
 /**
  * Waits until the worker runs `influxd <verb>` on this file's spool folder
@@ -86,14 +83,11 @@ beforeAll(async () => {
     const lines = Array.from({ length: 10_000 }, (_, i) => `load,src=s${(at + i) % 16} n=${at + i}i,payload="${randomBytes(96).toString('base64')}" ${now - (at + i) * 1000}`);
     await influxHttp().write(db, `${lines.join('\n')}\n`, 'seeding', new AbortController().signal);
   }
-  connection = await Connection.connect({ address: env.config.temporal.address });
-  client = new Client({ connection, namespace: env.config.temporal.namespace });
-  await workers.start();
+  await workers.open(env.config.temporal);
 });
 
 afterAll(async () => {
-  await workers.kill();
-  await connection?.close();
+  await workers.close();
   await dropInflux(db);
   await rm(dir, { recursive: true, force: true });
   await rm(spoolDir, { recursive: true, force: true });
@@ -102,7 +96,7 @@ afterAll(async () => {
 test('killed mid-backup and mid-restore, the in-place drill completes with every marker and point; nothing is left behind', async () => {
   expect(await points()).toBe(POINTS);
   const id = `drill/${env.taskQueue}/${randomBytes(3).toString('hex')}`;
-  const handle = await client.workflow.start('drillWorkflow', { taskQueue: env.taskQueue, workflowId: id, args: [{ mode: 'in-place' }] });
+  const handle = await workers.client.workflow.start('drillWorkflow', { taskQueue: env.taskQueue, workflowId: id, args: [{ mode: 'in-place' }] });
 
   // While influxd backup writes its files: the dead attempt's spool folder stays behind, for now.
   const afterBackupKill = await crashDuring('backup', async () => (await spooled()) > 1_000_000);

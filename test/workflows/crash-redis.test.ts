@@ -1,5 +1,4 @@
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
-import { Client, Connection } from '@temporalio/client';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -31,13 +30,11 @@ let dir: string;
 let scratchDir: string;
 let configFile: string;
 let redis: TestRedis;
-let client: Client;
-let connection: Connection;
-const workers = new CrashWorker(() => configFile, () => client);
+const workers = new CrashWorker(() => configFile);
 
 async function drill(mode: 'in-place' | 'scratch') {
   const id = `drill/${env.taskQueue}/${randomBytes(3).toString('hex')}`;
-  return { id, handle: await client.workflow.start('drillWorkflow', { taskQueue: env.taskQueue, workflowId: id, args: [{ mode }] }) };
+  return { id, handle: await workers.client.workflow.start('drillWorkflow', { taskQueue: env.taskQueue, workflowId: id, args: [{ mode }] }) };
 }
 
 async function expectCleanRepository(backupId: string): Promise<void> {
@@ -97,14 +94,11 @@ beforeAll(async () => {
   };
   configFile = join(dir, 'lifeboat.yaml');
   await writeFile(configFile, stringify(doc));
-  connection = await Connection.connect({ address: env.config.temporal.address });
-  client = new Client({ connection, namespace: env.config.temporal.namespace });
-  await workers.start();
+  await workers.open(env.config.temporal);
 });
 
 afterAll(async () => {
-  await workers.kill();
-  await connection?.close();
+  await workers.close();
   await redis?.remove();
   await rm(dir, { recursive: true, force: true });
   const cfg = env.config.repository as S3RepositoryConfig;

@@ -1,5 +1,5 @@
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -25,9 +25,7 @@ const db = env.databases[0]!;
 const ROWS = 1_500_000;
 let dir: string;
 let configFile: string;
-let client: Client;
-let connection: Connection;
-const workers = new CrashWorker(() => configFile, () => client);
+const workers = new CrashWorker(() => configFile);
 
 async function expectCleanRepository(backupId: string): Promise<void> {
   const repo = await openRepository(env.config);
@@ -40,7 +38,7 @@ async function expectCleanRepository(backupId: string): Promise<void> {
 
 async function drill(): Promise<{ id: string; handle: WorkflowHandle }> {
   const id = `drill/${env.taskQueue}/${randomBytes(3).toString('hex')}`;
-  return { id, handle: await client.workflow.start('drillWorkflow', { taskQueue: env.taskQueue, workflowId: id, args: [{ mode: 'in-place' }] }) };
+  return { id, handle: await workers.client.workflow.start('drillWorkflow', { taskQueue: env.taskQueue, workflowId: id, args: [{ mode: 'in-place' }] }) };
 }
 
 beforeAll(async () => {
@@ -49,14 +47,11 @@ beforeAll(async () => {
   await createDatabase(env.config, db);
   // Enough data that dumping, uploading, verifying and restoring each take a few seconds.
   await pg(env.config, db, (c) => c.query(`CREATE TABLE events AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS body FROM generate_series(1, ${ROWS}) AS g`));
-  connection = await Connection.connect({ address: env.config.temporal.address });
-  client = new Client({ connection, namespace: env.config.temporal.namespace });
-  await workers.start();
+  await workers.open(env.config.temporal);
 });
 
 afterAll(async () => {
-  await workers.kill();
-  await connection?.close();
+  await workers.close();
   await dropDatabase(env.config, db);
   await rm(dir, { recursive: true, force: true });
 });

@@ -1,5 +1,5 @@
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -31,13 +31,11 @@ const SECRETS = 90;
 let bao: TestBao;
 let dir: string;
 let configFile: string;
-let client: Client;
-let connection: Connection;
-const workers = new CrashWorker(() => configFile, () => client);
+const workers = new CrashWorker(() => configFile);
 
 async function drill(mode: 'scratch' | 'in-place'): Promise<{ id: string; handle: WorkflowHandle }> {
   const id = `drill/${env.taskQueue}/${randomBytes(3).toString('hex')}`;
-  return { id, handle: await client.workflow.start('drillWorkflow', { taskQueue: env.taskQueue, workflowId: id, args: [{ mode }] }) };
+  return { id, handle: await workers.client.workflow.start('drillWorkflow', { taskQueue: env.taskQueue, workflowId: id, args: [{ mode }] }) };
 }
 
 async function expectCleanRepository(backupId: string): Promise<void> {
@@ -60,14 +58,11 @@ beforeAll(async () => {
   configFile = join(dir, 'lifeboat.yaml');
   const repository = { ...base.repository, prefix: (env.config.repository as S3RepositoryConfig).prefix };
   await writeFile(configFile, stringify({ ...base, temporal: { ...base.temporal, taskQueue: env.taskQueue, ...CRASH_HEARTBEAT_TIMEOUT }, repository, targets: { [T]: vaultSettingsFor(bao) }, schedules: { idPrefix: env.config.schedules!.idPrefix } }));
-  connection = await Connection.connect({ address: env.config.temporal.address });
-  client = new Client({ connection, namespace: env.config.temporal.namespace });
-  await workers.start();
+  await workers.open(env.config.temporal);
 });
 
 afterAll(async () => {
-  await workers.kill();
-  await connection?.close();
+  await workers.close();
   await bao?.stop();
   await rm(dir, { recursive: true, force: true });
   const repo = env.config.repository as S3RepositoryConfig;

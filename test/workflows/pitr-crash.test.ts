@@ -1,4 +1,3 @@
-import { Client, Connection } from '@temporalio/client';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,16 +21,11 @@ const env = testEnv('pitrcrash');
 let cluster: PitrCluster;
 let dir: string;
 let configFile: string;
-let client: Client;
-let connection: Connection;
-const workers = new CrashWorker(
-  () => configFile,
-  () => client,
-);
+const workers = new CrashWorker(() => configFile);
 
 async function start(type: string, input: unknown) {
   const id = `${type}/${env.taskQueue}/${randomBytes(3).toString('hex')}`;
-  return { id, handle: await client.workflow.start(type, { taskQueue: env.taskQueue, workflowId: id, args: [input] }) };
+  return { id, handle: await workers.client.workflow.start(type, { taskQueue: env.taskQueue, workflowId: id, args: [input] }) };
 }
 
 beforeAll(async () => {
@@ -41,14 +35,11 @@ beforeAll(async () => {
   configFile = join(dir, 'lifeboat.yaml');
   await cluster.writeConfigFile(configFile, { temporal: CRASH_HEARTBEAT_TIMEOUT });
   await cluster.query(`CREATE TABLE events AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS body FROM generate_series(1, 2500000) AS g`);
-  connection = await Connection.connect({ address: env.config.temporal.address });
-  client = new Client({ connection, namespace: env.config.temporal.namespace });
-  await workers.start();
+  await workers.open(env.config.temporal);
 });
 
 afterAll(async () => {
-  await workers.kill();
-  await connection?.close();
+  await workers.close();
   await cluster?.destroy();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
