@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { LifeboatError } from '../../../errors';
-import { withToolOutput, type ToolRun } from '../../child';
+import { processAlive, withToolOutput, type ToolRun } from '../../child';
 import type { PitrPaths } from './conf';
 
 /** How a pgBackRest command runs: as the data directory's owner, with the target's config file. */
@@ -109,16 +108,6 @@ export async function findProcesses(needle: string): Promise<Array<{ pid: number
   return out;
 }
 
-/** A process that exists and is not a zombie (a container's init may never reap one). */
-function alive(pid: number): boolean {
-  try {
-    const statText = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return statText.slice(statText.lastIndexOf(')') + 2, statText.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Stops what an attempt on a dead worker left running (a pgBackRest process
  * group still writing a backup or a scratch restore): SIGTERM to each group,
@@ -147,10 +136,10 @@ export async function stopLeftovers(needle: string, graceMs = 10_000): Promise<n
   if (found.length === 0) return 0;
   signal('SIGTERM');
   const deadline = Date.now() + graceMs;
-  while (found.some((p) => alive(p.pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-  if (found.some((p) => alive(p.pid))) {
+  while (found.some((p) => processAlive(p.pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  if (found.some((p) => processAlive(p.pid))) {
     signal('SIGKILL');
-    while (found.some((p) => alive(p.pid))) await new Promise((r) => setTimeout(r, 100));
+    while (found.some((p) => processAlive(p.pid))) await new Promise((r) => setTimeout(r, 100));
   }
   return found.length;
 }
