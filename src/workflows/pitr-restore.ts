@@ -39,8 +39,9 @@ async function restoreToTime(input: PitrRestoreInput): Promise<PitrRestoreResult
     return { plan, dryRun: true, seconds: 0, lastReplayed: null, steps: [] };
   }
   const workflowId = workflowInfo().workflowId;
+  const point = plan.targetTime ?? 'the end of its archive';
   const approvedBy = await approval.wait(
-    `restore of ${input.target} to ${plan.targetTime ?? 'the end of its archive'}`,
+    `restore of ${input.target} to ${point}`,
     input.approvalTimeoutSeconds ?? DEFAULT_APPROVAL_SECONDS,
     progress,
     workflowId,
@@ -51,7 +52,7 @@ async function restoreToTime(input: PitrRestoreInput): Promise<PitrRestoreResult
   const started = Date.now();
   const context: HookContext = { operation: 'restore', mode: 'in-place', backupId: plan.backup, workflowId, items: [{ item: 'server', name: input.target, into: input.target }] };
   let restored = false;
-  const touched = () => (restored ? `the server of ${input.target} was restored to ${plan.targetTime ?? 'the end of its archive'}` : `the data directory of ${input.target} was not restored`);
+  const touched = () => (restored ? `the server of ${input.target} was restored to ${point}` : `the data directory of ${input.target} was not restored`);
   try {
     const lastReplayed = await withWritersStopped(
       [ref],
@@ -62,10 +63,10 @@ async function restoreToTime(input: PitrRestoreInput): Promise<PitrRestoreResult
         progress.set('verify', `${input.target}: pgbackrest verify`);
         steps.push(`${input.target}: pgbackrest verify ${(await transfer.pitrVerify({ target: input.target })).summary.split('\n').at(-1) ?? 'ok'}`);
         const replayed = await withServerStopped(ref, steps, progress, async () => {
-          progress.set('restore', `${input.target}: ${plan.mode === 'time' ? `to ${plan.targetTime}` : 'to the end of its archive'} from ${plan.backup}`);
+          progress.set('restore', `${input.target}: to ${point} from ${plan.backup}`);
           const r = await transfer.pitrRestore({ target: input.target, ...(plan.targetTime ? { targetTime: plan.targetTime } : {}) });
           restored = true;
-          steps.push(`${input.target}: pgbackrest restore ${plan.mode === 'time' ? `to ${plan.targetTime}` : 'to the end of its archive'} in ${r.seconds}s`);
+          steps.push(`${input.target}: pgbackrest restore to ${point} in ${r.seconds}s`);
         });
         await runHooks(ref, 'postRestore', context, steps, progress, 'post-restore');
         return replayed;
