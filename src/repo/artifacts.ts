@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import { once } from 'node:events';
-import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { PassThrough, Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { readFile } from 'node:fs/promises';
 import type { EncryptionConfig } from '../config';
@@ -12,6 +12,7 @@ import { LifeboatError } from '../errors';
 import type { CompressionConfig } from '../domain/compression';
 import { compressor, decompressor } from './compress';
 import type { PutResult, Repository } from './types';
+import { routedZstd, zstdCli } from './unzstd';
 
 /**
  * The artifact pipeline: plaintext -> zstd (when asked) -> age -> SHA-256 ->
@@ -107,8 +108,11 @@ export async function readArtifact(
   const { body: stored } = await repo.open(key, { signal, pin });
   const gate = new ChecksumGate(url, record.sha256);
   const opened = record.encryption === 'age' ? openStream(identities) : new PassThrough();
+  const feed = (sink: Writable) => pipeline(stored, counter(onStoredBytes), gate, opened, sink);
+  const cli = record.compression === 'zstd' ? zstdCli() : undefined;
+  if (cli) return routedZstd(url, cli, feed, () => decompressor(record.compression, url), () => stored.destroy());
   const out = decompressor(record.compression, url);
-  pipeline(stored, counter(onStoredBytes), gate, opened, out).catch(() => undefined);
+  feed(out).catch(() => undefined);
   return out;
 }
 

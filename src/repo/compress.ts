@@ -11,9 +11,20 @@ import { LifeboatError } from '../errors';
  */
 import type { Compression, CompressionConfig } from '../domain/compression';
 
+/**
+ * Output chunk of both directions. zlib's default (16 KiB) cuts a restore's
+ * expanded dump into tens of thousands of chunks, each a thread-pool round
+ * trip, a callback and a pipe write: decompressing the wide bench dump (70 MB
+ * to 400 MB) took 1.3 s and 1.3 s of CPU in 16 KiB chunks, 0.67 s and 0.7 s in
+ * 256 KiB ones (the zstd CLI: 0.58 s). On two cores the CPU saved is the
+ * database server's.
+ */
+const CHUNK = 256 << 10;
+
 export function compressor(c: CompressionConfig): Transform {
   if (c.algorithm === 'none') return new PassThrough();
   return createZstdCompress({
+    chunkSize: CHUNK,
     params: {
       [constants.ZSTD_c_compressionLevel]: c.level,
       // A checksum per frame: a damaged plaintext would be noticed even without encryption.
@@ -26,7 +37,7 @@ export function compressor(c: CompressionConfig): Transform {
 export function decompressor(c: Compression | undefined, what: string): Transform {
   if (!c || c === 'none') return new PassThrough();
   if (c !== 'zstd') throw new LifeboatError('ArtifactUnreadable', `${what} is compressed with '${String(c)}', which this lifeboat cannot read; upgrade lifeboat`);
-  const z = createZstdDecompress();
+  const z = createZstdDecompress({ chunkSize: CHUNK });
   // A frame that does not decode is damage, not a passing fault: it fails as ArtifactUnreadable, never retried.
   const destroy = z._destroy.bind(z);
   z._destroy = (err, done) =>

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../errors';
+import { takeToolRoute } from '../repo/unzstd';
 
 export interface ToolRun {
   /** The tool's name for messages, e.g. `pg_dump`. */
@@ -170,7 +171,9 @@ export async function toolFilter(run: ToolRun, input: Readable, keep = true): Pr
   });
   let spawnErr: NodeJS.ErrnoException | undefined;
   child.on('error', (err: NodeJS.ErrnoException) => (spawnErr = err));
-  const fed = pipeline(input, child.stdin!).catch((err: NodeJS.ErrnoException) => {
+  // A compressed artifact can decompress straight into the tool's stdin (src/repo/unzstd.ts).
+  const route = takeToolRoute(input);
+  const fed = (route ? route(child.stdin!, run.signal) : pipeline(input, child.stdin!)).catch((err: NodeJS.ErrnoException) => {
     // The tool closing its stdin early (EPIPE) is reported by its exit status instead.
     if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_PREMATURE_CLOSE') {
       stop();
