@@ -135,3 +135,9 @@ test('without a zstd CLI (none on PATH, or LIFEBOAT_ZSTD naming a missing file) 
   const rec = await store('missing', zstd(plain));
   expect((await toolFilter(run(['sha256sum']), await open(rec))).split(' ')[0]).toBe(sha(plain));
 });
+
+test('a restore tool that is not installed is ToolMissing, with zstd never left running', async () => {
+  const rec = await store('notool', zstd(plain));
+  await expect(toolFilter({ tool: 'pg_restore', path: join(dir, 'no-such-tool'), args: [], signal: new AbortController().signal }, await open(rec))).rejects.toMatchObject({ type: 'ToolMissing' });
+  for (const pid of await zstdRuns()) expect(processAlive(pid)).toBe(false);
+});
