@@ -6,22 +6,15 @@ import { LifeboatError, messageOf } from '../errors';
 import { openRepository, type Repository } from '../repo';
 import { openStore } from '../stores';
 import { PostgresStore } from '../stores/postgres';
-import { PitrEngine, type PitrSpec } from '../stores/postgres/pitr';
+import { PitrEngine } from '../stores/postgres/pitr';
+import { pitrSpec } from '../stores/postgres/pitr/rpo';
 import { writePitrCatalog } from '../stores/postgres/pitr/catalog';
 import { drillRestore, removeScratch, scratchOf } from '../stores/postgres/pitr/scratch';
 import { serverNow, switchAndWaitArchived } from '../stores/postgres/pitr/server';
-import { parsePostgresSettings } from '../stores/postgres/settings';
 import type { StoreContext } from '../stores/types';
 import { inActivity } from './context';
 
-/** The PITR spec of a target: its postgres settings with a `pitr:` section, and the config's repository and retention. */
-export function pitrSpec(config: Config, target: string): PitrSpec {
-  const t = targetOf(config, target);
-  if (t.kind !== 'postgres') throw new LifeboatError('ConfigError', `target '${target}' is a ${t.kind} target: point-in-time recovery is for postgres targets`);
-  const pg = parsePostgresSettings(config.file, t);
-  if (!pg.pitr) throw new LifeboatError('ConfigError', `target '${target}' in ${config.file} has no 'pitr:' section; add one to back it up with pgBackRest (docs/pitr.md)`);
-  return { target, pg, pitr: pg.pitr, repository: config.repository, retention: config.retention };
-}
+export { pitrSpec };
 
 /** A store for the same target that talks to another server (a drill's scratch copy on a loopback port). */
 function storeAt(config: Config, target: string, port: number): PostgresStore {

@@ -1,14 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config';
 import { makeBackupId, validateName } from '../domain/names';
-import { PITR_BACKUP_TYPES, parseTargetTime, walSegment, type ArchiverStatus, type PitrBackupResult, type PitrBackupType, type PitrCatalog, type PitrDrillResult, type PitrRestoreResult } from '../domain/pitr';
-import type { Report } from '../domain/rpo';
+import { PITR_BACKUP_TYPES, parseTargetTime, type PitrBackupResult, type PitrBackupType, type PitrCatalog, type PitrDrillResult, type PitrRestoreResult } from '../domain/pitr';
 import { LifeboatError, messageOf } from '../errors';
 import type { Repository } from '../repo';
-import { pitrSpec } from '../activities/pitr';
 import { PitrEngine } from '../stores/postgres/pitr';
 import { readPitrCatalog } from '../stores/postgres/pitr/catalog';
-import { archiverStatus } from '../stores/postgres/pitr/server';
+import { pitrSpec, pitrTargets } from '../stores/postgres/pitr/rpo';
 import { EXIT, exitForRun, type ExitCode } from './exit';
 import { bytes, seconds, type Output } from './output';
 import { runWorkflow, type RunOptions, type RunOutcome } from './run';
@@ -16,12 +14,6 @@ import { runWorkflow, type RunOptions, type RunOutcome } from './run';
 /** The CLI verbs of point-in-time recovery (docs/pitr.md). */
 
 type Status = ExitCode;
-
-/** Targets with a `pitr:` section, of those named (all when none are). */
-export function pitrTargets(config: Config, names: string[] = []): string[] {
-  const all = [...config.targets.values()].filter((t) => t.kind === 'postgres' && t.settings.pitr !== undefined).map((t) => t.name);
-  return names.length ? names.filter((n) => all.includes(n)) : all;
-}
 
 function finish<T>(out: Output, r: RunOutcome<T>, human: (v: T) => string[]): Status {
   const base = { workflowId: r.workflowId, runId: r.runId, uiUrl: r.uiUrl };
@@ -129,46 +121,3 @@ export async function listing(config: Config, repo: Repository, names: string[])
   return { rows, lines };
 }
 
-/** Whether WAL segment `wal` is in the target's pgBackRest archive, read through lifeboat's own repository client. */
-async function inArchive(repo: Repository, target: string, wal: string): Promise<boolean> {
-  const base = `pitr/${target}/archive/${target}`;
-  const ids = (await repo.list(base)).filter((e) => e.dir && /^\d+-\d+$/.test(e.name)).map((e) => e.name);
-  ids.sort((a, b) => Number(a.split('-')[1]) - Number(b.split('-')[1]));
-  const id = ids.at(-1);
-  if (!id) return false;
-  return (await repo.list(`${base}/${id}/${wal.slice(0, 16)}`)).some((e) => !e.dir && e.name.startsWith(`${wal}-`));
-}
-
-/**
- * For PITR targets, the RPO is the age of the last archived WAL segment
- * (pg_stat_archiver.last_archived_time) that the repository really holds,
- * not the age of the last nightly backup. When the server cannot be asked,
- * the catalog's last reading is used, with a warning.
- */
-export async function applyPitrRpo(config: Config, repo: Repository, report: Report, warnings: string[]): Promise<void> {
-  const now = new Date(report.generatedAt).getTime();
-  for (const t of report.targets) {
-    if (!pitrTargets(config, [t.target]).length) continue;
-    // No PITR backup in this repository yet: the logical backups' RPO is the truth.
-    const catalog = await readPitrCatalog(repo, t.target).catch(() => undefined);
-    if (!catalog) continue;
-    let archiver: ArchiverStatus | undefined;
-    let source = 'server';
-    try {
-      const engine = new PitrEngine(pitrSpec(config, t.target));
-      archiver = await archiverStatus(engine.conn, engine.spec.pg.maintenanceDatabase, undefined);
-      const seg = archiver.lastArchivedWal ? walSegment(archiver.lastArchivedWal) : undefined;
-      archiver.inRepository = seg ? await inArchive(repo, t.target, seg) : false;
-    } catch (err) {
-      archiver = catalog.archiver;
-      source = 'catalog';
-      warnings.push(`${t.target}: the server's archiver could not be read (${messageOf(err)}); RPO from the last catalog refresh`);
-    }
-    const rpo = archiver?.inRepository && archiver.lastArchivedTime ? Math.max(0, (now - Date.parse(archiver.lastArchivedTime)) / 1000) : null;
-    if (archiver?.lastArchivedWal && !archiver.inRepository) warnings.push(`${t.target}: the last archived WAL ${archiver.lastArchivedWal} is not in the repository; RPO unknown`);
-    if (archiver?.lastFailedTime && (!archiver.lastArchivedTime || archiver.lastFailedTime > archiver.lastArchivedTime)) {
-      warnings.push(`${t.target}: archiving is failing (last failure ${archiver.lastFailedWal} at ${archiver.lastFailedTime}); see the server log`);
-    }
-    Object.assign(t, { rpoSeconds: rpo ?? t.rpoSeconds, rpoFrom: rpo !== null ? 'wal-archive' : 'backup', pitr: { source, ...archiver } });
-  }
-}

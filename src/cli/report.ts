@@ -9,7 +9,7 @@ import { readDrillRecords } from '../repo/catalog';
 import { backupHistory, gatherFacts, reportTrust, type GatheredReport } from '../repo/report-facts';
 import { EXIT, type ExitCode } from './exit';
 import type { Output } from './output';
-import { applyPitrRpo } from './pitr';
+import { applyPitrRpo } from '../stores/postgres/pitr/rpo';
 import { renderHtmlReport } from './report-html';
 
 export const DEFAULT_REPORT_LAST = 10;

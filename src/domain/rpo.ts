@@ -33,8 +33,10 @@ export interface TargetReport {
   target: string;
   kind: string;
   lastBackup: NewestBackup | null;
-  /** Seconds since the newest complete backup finished; null: never backed up. */
+  /** Seconds since the newest complete backup finished; null: never backed up. For `pitr:` targets, see `rpoFrom`. */
   rpoSeconds: number | null;
+  /** What `rpoSeconds` is the age of: the newest backup, or (targets with `pitr:`) the last WAL segment in the repository. */
+  rpoFrom?: 'backup' | 'wal-archive';
   /** How many of the drills considered measured this target. */
   drills: number;
   /** The newest drill that covered this target (or failed before it could say which it covered). */

@@ -9,6 +9,7 @@ import type { ArtifactRecord } from '../domain/manifest';
 import { LifeboatError, messageOf } from '../errors';
 import { openRepository } from '../repo';
 import { gatherFacts } from '../repo/report-facts';
+import { applyPitrRpo } from '../stores/postgres/pitr/rpo';
 
 /**
  * The worker's Prometheus endpoint: lifeboat's own series (what the
@@ -53,7 +54,7 @@ export class LifeboatMetrics {
     const newest = this.newest;
     new Gauge({
       name: 'lifeboat_rpo_seconds',
-      help: 'Age of the newest complete backup of the target: what would be lost if everything failed now; +Inf: never backed up',
+      help: 'What would be lost if everything failed now: age of the newest complete backup of the target, or for targets with pitr: of the last WAL segment archived into the repository; +Inf: never backed up',
       labelNames,
       registers,
       collect() {
@@ -117,11 +118,16 @@ export class LifeboatMetrics {
 
   private async readCatalog(): Promise<void> {
     try {
-      const { report, warnings } = await gatherFacts(this.config, DRILLS_CONSIDERED, new Date(), await this.repo());
+      const now = new Date();
+      const repo = await this.repo();
+      const { report, warnings } = await gatherFacts(this.config, DRILLS_CONSIDERED, now, repo);
+      // Targets with pitr: lose what came after their last archived WAL segment, not after the last dump (as `lifeboat report`).
+      await applyPitrRpo(this.config, repo, report, warnings);
       for (const w of warnings) this.log.warn(`metrics: ${w}`);
       for (const t of report.targets) {
         const labels = { target: t.target, kind: t.kind };
-        if (t.lastBackup) this.newest.set(t.target, Date.parse(t.lastBackup.finishedAt));
+        if (t.rpoFrom === 'wal-archive' && t.rpoSeconds !== null) this.newest.set(t.target, now.getTime() - t.rpoSeconds * 1000);
+        else if (t.lastBackup) this.newest.set(t.target, Date.parse(t.lastBackup.finishedAt));
         else this.newest.delete(t.target);
         this.lastBackup.set(labels, t.lastBackup ? Date.parse(t.lastBackup.finishedAt) / 1000 : 0);
         if (t.lastDrill) {

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lifeboat } from '../helpers/cli';
 import { testEnv, withTaskQueue } from '../helpers/env';
+import { LifeboatMetrics } from '../../src/worker/metrics';
 import { createPitrCluster, type PitrCluster } from '../helpers/pitr-cluster';
 import { failureOf, startHarness, type Harness } from '../helpers/temporal';
 
@@ -100,7 +101,7 @@ test('an incremental backup, then a time outside the window is refused in the pl
   expect(await cluster.pid()).toBe(pid);
 });
 
-test('ls shows the PITR backups and the window; report gives the age of the last archived WAL as the RPO; the CLI refuses a time outside the window', async () => {
+test('ls shows the PITR backups and the window; report and the metrics give the age of the last archived WAL as the RPO; the CLI refuses a time outside the window', async () => {
   const ls = await lifeboat(configFile, '--json', 'ls');
   expect(ls.code).toBe(0);
   const pitr = JSON.parse(ls.stdout).pitr as Array<{ target: string; backups: Array<{ type: string }>; window: { earliest: string; latest: string } }>;
@@ -125,6 +126,13 @@ test('ls shows the PITR backups and the window; report gives the age of the last
   // No logical backup was ever taken: the RPO is the archive's, not "never".
   expect(t.rpoSeconds).toBeGreaterThanOrEqual(0);
   expect(t.rpoSeconds).toBeLessThan(120);
+  // The worker's lifeboat_rpo_seconds says the same (a dashboard must not show +Inf or the last dump's age for it).
+  const metrics = new LifeboatMetrics(cluster.config);
+  await metrics.refresh();
+  const line = (await metrics.registry.metrics()).split('\n').find((l) => l.startsWith(`lifeboat_rpo_seconds{target="${cluster.target}"`));
+  const rpo = Number(line?.split(' ').at(-1));
+  expect(rpo).toBeGreaterThanOrEqual(0);
+  expect(rpo).toBeLessThan(120);
 
   const refused = await lifeboat(configFile, 'restore', cluster.target, '--to-time', '2001-01-01T00:00:00Z', '--yes');
   expect(refused.code).toBe(1);
