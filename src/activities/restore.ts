@@ -140,7 +140,12 @@ export function restoreActivities(d: Deps) {
             ...(input.subPrefix !== undefined ? { subPrefix: validateSubPrefix(input.subPrefix) } : {}),
             ...(input.owner ? { owner: validateName('owner', input.owner) } : {}),
           };
-          await store.restore(ctx, itemOf(record), validateName('restore name', input.into), plaintext, options);
+          try {
+            await store.restore(ctx, itemOf(record), validateName('restore name', input.into), plaintext, options);
+          } finally {
+            // A restore that failed before it read (the database could not be created) releases the repository read.
+            plaintext.destroy();
+          }
           return { seconds: seconds(started) };
         },
         await d.scope(input.target),

@@ -1,3 +1,4 @@
+import type { ArchiverStatus } from './pitr';
 import { describeMarkers, markersOk } from './markers';
 import type { DrillMode, DrillRecord } from './plan';
 
@@ -37,6 +38,8 @@ export interface TargetReport {
   rpoSeconds: number | null;
   /** What `rpoSeconds` is the age of: the newest backup, or (targets with `pitr:`) the last WAL segment in the repository. */
   rpoFrom?: 'backup' | 'wal-archive';
+  /** Targets with `pitr:`: the server's archiver, asked now (`server`) or as the PITR catalog last saw it (`catalog`). */
+  pitr?: ArchiverStatus & { source: 'server' | 'catalog' };
   /** How many of the drills considered measured this target. */
   drills: number;
   /** The newest drill that covered this target (or failed before it could say which it covered). */

@@ -106,6 +106,9 @@ export async function readArtifact(
 ): Promise<Readable> {
   const url = repo.url(key);
   const { body: stored } = await repo.open(key, { signal, pin });
+  // Read lazily (below): a response cut before anyone reads it must keep its error, which Node's
+  // HTTP client only records for a body that has an error listener.
+  stored.on('error', () => undefined);
   const gate = new ChecksumGate(url, record.sha256);
   const opened = record.encryption === 'age' ? openStream(identities) : new PassThrough();
   const feed = (sink: Writable) => pipeline(stored, counter(onStoredBytes), gate, opened, sink);

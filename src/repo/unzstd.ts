@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
-import { LifeboatError } from '../errors';
+import { LifeboatError, messageOf } from '../errors';
 
 /**
  * The stock zstd CLI, for decompressing straight into a restore tool's stdin:
@@ -11,7 +11,8 @@ import { LifeboatError } from '../errors';
 export function zstdCli(env: NodeJS.ProcessEnv = process.env): string | undefined {
   const set = env.LIFEBOAT_ZSTD?.trim();
   if (set === 'none') return undefined;
-  const candidates = set ? [set] : (env.PATH ?? '').split(delimiter).filter(isAbsolute).map((d) => join(d, 'zstd'));
+  const dirs = (env.PATH ?? '').split(delimiter).filter(isAbsolute);
+  const candidates = set && isAbsolute(set) ? [set] : dirs.map((d) => join(d, set || 'zstd'));
   return candidates.find((p) => {
     try {
       accessSync(p, constants.X_OK);
@@ -52,6 +53,10 @@ export function routedZstd(what: string, cli: string, feed: Feed, decompress: ()
   const out: Routed = new Readable({
     highWaterMark: 1 << 20,
     read() {
+      if (taken) {
+        out.destroy(new Error('this artifact stream was handed to a restore tool; it cannot be read as well'));
+        return;
+      }
       if (inner) {
         inner.resume();
         return;
@@ -73,14 +78,20 @@ export function routedZstd(what: string, cli: string, feed: Feed, decompress: ()
   out[ROUTE] = () => {
     if (inner || taken || out.destroyed) return undefined;
     taken = true;
-    return (stdin, signal) => unzstdInto(what, cli, feed, stdin, signal);
+    return (stdin, signal) => unzstdInto(what, cli, feed, stdin, signal, abandon);
   };
   return out;
 }
 
 /** zstd -d from `feed` into `stdin` (a tool's stdin pipe); resolves when zstd has written it all. */
-async function unzstdInto(what: string, cli: string, feed: Feed, stdin: Writable, signal: AbortSignal): Promise<void> {
-  const z = spawn(cli, ['-d', '-c', '-q'], { stdio: ['pipe', stdin, 'pipe'], env: { PATH: process.env.PATH ?? '' } });
+async function unzstdInto(what: string, cli: string, feed: Feed, stdin: Writable, signal: AbortSignal, abandon: () => void): Promise<void> {
+  let z: ChildProcessByStdio<Writable, null, Readable>;
+  try {
+    z = spawn(cli, ['-d', '-c', '-q'], { stdio: ['pipe', stdin, 'pipe'], env: { PATH: process.env.PATH ?? '' } });
+  } catch (err) {
+    abandon();
+    throw new LifeboatError('ToolFailed', `zstd could not start (${cli}): ${messageOf(err)}`, false);
+  }
   // The tool holds the pipe now: the worker's copy is closed, so the tool sees the end when zstd exits.
   stdin.destroy();
   let tail = '';
@@ -91,16 +102,26 @@ async function unzstdInto(what: string, cli: string, feed: Feed, stdin: Writable
   });
   const stop = () => z.kill('SIGKILL');
   signal.addEventListener('abort', stop, { once: true });
+  // A pipe that closed says nothing of who closed it (zstd died, or the repository's stream ended early): zstd's exit tells.
+  const closed = (e: unknown) => ['EPIPE', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED'].includes((e as NodeJS.ErrnoException).code ?? '');
   try {
-    const [fed, { code, sig, err }] = await Promise.all([feed(z.stdin).then(() => undefined, (e: unknown) => e), exited]);
-    const closed = (e: unknown) => ['EPIPE', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED'].includes((e as NodeJS.ErrnoException).code ?? '');
-    // What went wrong upstream (a checksum, a damaged age chunk) explains more than zstd's exit.
+    const fedResult = feed(z.stdin).then(
+      () => undefined,
+      (e: unknown) => {
+        // Upstream failed (a checksum, a damaged age chunk, the network): zstd must not finish
+        // writing what it already has into the tool, so the tool never completes on it.
+        if (!closed(e)) stop();
+        return e;
+      },
+    );
+    const [fed, { code, sig, err }] = await Promise.all([fedResult, exited]);
     if (fed !== undefined && !closed(fed)) throw fed;
     if (err) throw new LifeboatError('ToolFailed', `zstd could not start (${cli}): ${err.message}; install zstd, or set LIFEBOAT_ZSTD=none to decompress in the worker`, true);
     // The tool stopped reading (it failed, or was stopped): its own exit status says why.
-    if (sig === 'SIGPIPE' || sig === 'SIGKILL' || /broken pipe|write error/i.test(tail)) throw Object.assign(new Error('the restore tool closed its input'), { code: 'EPIPE' });
+    if (sig === 'SIGPIPE' || (sig === 'SIGKILL' && signal.aborted) || /broken pipe|write error/i.test(tail)) throw Object.assign(new Error('the restore tool closed its input'), { code: 'EPIPE' });
+    // zstd's input ended mid-frame because the repository's stream did: a passing failure, read again next attempt.
+    if (fed !== undefined && /premature end/i.test(tail)) throw new LifeboatError('StreamFailed', `reading ${what} from the repository ended early; the next attempt reads it again`, false);
     if (code !== 0) throw new LifeboatError('ArtifactUnreadable', `${what} does not decompress (zstd: ${tail.trim() || `exit ${code ?? sig}`}): the archive is damaged`);
-    if (fed !== undefined) throw fed;
   } finally {
     signal.removeEventListener('abort', stop);
     if (z.exitCode === null && z.signalCode === null) stop();

@@ -40,6 +40,7 @@ export class LifeboatMetrics {
   /** The newest complete backup's finish time per target (ms since the epoch); absent: never backed up. */
   private newest = new Map<string, number>();
   private refreshing: Promise<void> | undefined;
+  private warned = new Set<string>();
   private again = false;
 
   /** Where the SDK's own exporter answers, once the runtime that serves it is installed. */
@@ -123,10 +124,13 @@ export class LifeboatMetrics {
       const { report, warnings } = await gatherFacts(this.config, DRILLS_CONSIDERED, now, repo);
       // Targets with pitr: lose what came after their last archived WAL segment, not after the last dump (as `lifeboat report`).
       await applyPitrRpo(this.config, repo, report, warnings);
-      for (const w of warnings) this.log.warn(`metrics: ${w}`);
+      // Said once, not at every refresh, until it changes.
+      for (const w of warnings) if (!this.warned.has(w)) this.log.warn(`metrics: ${w}`);
+      this.warned = new Set(warnings);
       for (const t of report.targets) {
         const labels = { target: t.target, kind: t.kind };
-        if (t.rpoFrom === 'wal-archive' && t.rpoSeconds !== null) this.newest.set(t.target, now.getTime() - t.rpoSeconds * 1000);
+        // The WAL archive's age only as the server tells it now: the catalog's reading ages between PITR backups.
+        if (t.rpoFrom === 'wal-archive' && t.pitr?.source === 'server' && t.rpoSeconds !== null) this.newest.set(t.target, now.getTime() - t.rpoSeconds * 1000);
         else if (t.lastBackup) this.newest.set(t.target, Date.parse(t.lastBackup.finishedAt));
         else this.newest.delete(t.target);
         this.lastBackup.set(labels, t.lastBackup ? Date.parse(t.lastBackup.finishedAt) / 1000 : 0);

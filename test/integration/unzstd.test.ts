@@ -2,13 +2,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { constants, zstdCompressSync } from 'node:zlib';
+import { PassThrough, Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { constants, createZstdDecompress, zstdCompressSync } from 'node:zlib';
 import { generateIdentity } from '../../src/crypto';
 import type { ArtifactRecord } from '../../src/domain/manifest';
 import { readArtifact, storeArtifact } from '../../src/repo/artifacts';
 import { LocalRepository } from '../../src/repo/local';
-import { takeToolRoute, zstdCli } from '../../src/repo/unzstd';
+import { routedZstd, takeToolRoute, zstdCli } from '../../src/repo/unzstd';
 import { processAlive, toolFilter, type ToolRun } from '../../src/stores/child';
 
 /**
@@ -131,6 +132,7 @@ test('without a zstd CLI (none on PATH, or LIFEBOAT_ZSTD naming a missing file) 
   expect(zstdCli({ PATH: '/nonexistent' })).toBeUndefined();
   expect(zstdCli({ PATH: '/usr/bin:/bin', LIFEBOAT_ZSTD: 'none' })).toBeUndefined();
   expect(zstdCli({ PATH: 'relative/bin:/usr/bin' })).toBe('/usr/bin/zstd');
+  expect(zstdCli({ PATH: '/usr/bin', LIFEBOAT_ZSTD: 'zstd' })).toBe('/usr/bin/zstd');
   process.env.LIFEBOAT_ZSTD = join(dir, 'no-such-zstd');
   const rec = await store('missing', zstd(plain));
   expect((await toolFilter(run(['sha256sum']), await open(rec))).split(' ')[0]).toBe(sha(plain));
@@ -140,4 +142,24 @@ test('a restore tool that is not installed is ToolMissing, with zstd never left 
   const rec = await store('notool', zstd(plain));
   await expect(toolFilter({ tool: 'pg_restore', path: join(dir, 'no-such-tool'), args: [], signal: new AbortController().signal }, await open(rec))).rejects.toMatchObject({ type: 'ToolMissing' });
   for (const pid of await zstdRuns()) expect(processAlive(pid)).toBe(false);
+});
+
+test('a repository read cut short before zstd has it all is a passing failure (retried), not a damaged archive', async () => {
+  const frame = zstd(plain);
+  const cut = new PassThrough();
+  cut.write(frame.subarray(0, frame.length >> 1));
+  setTimeout(() => cut.destroy(), 100); // closed without an error, as an aborted HTTP body may be
+  const s = routedZstd('artifact cut', wrapper, (sink: Writable) => pipeline(cut, sink), () => createZstdDecompress(), () => cut.destroy());
+  const err = (await toolFilter(run(['cat > /dev/null']), s).catch((e: unknown) => e)) as { type?: string; permanent?: boolean };
+  expect(err).toMatchObject({ type: 'StreamFailed', permanent: false });
+  for (const pid of await zstdRuns()) expect(processAlive(pid)).toBe(false);
+});
+
+test('once handed to a tool, the stream cannot also be read in the worker', async () => {
+  const rec = await store('twice', zstd(plain));
+  const s = await open(rec);
+  const route = takeToolRoute(s);
+  expect(route).toBeDefined();
+  await expect(s.toArray()).rejects.toThrow(/handed to a restore tool/);
+  expect(takeToolRoute(s)).toBeUndefined();
 });

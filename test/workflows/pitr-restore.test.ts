@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { lifeboat } from '../helpers/cli';
 import { testEnv, withTaskQueue } from '../helpers/env';
 import { LifeboatMetrics } from '../../src/worker/metrics';
+import { freePort } from '../../src/stores/child';
 import { createPitrCluster, type PitrCluster } from '../helpers/pitr-cluster';
 import { failureOf, startHarness, type Harness } from '../helpers/temporal';
 
@@ -133,6 +134,18 @@ test('ls shows the PITR backups and the window; report and the metrics give the 
   const rpo = Number(line?.split(' ').at(-1));
   expect(rpo).toBeGreaterThanOrEqual(0);
   expect(rpo).toBeLessThan(120);
+  // A worker that cannot reach the server does not present the catalog's reading (which ages between
+  // PITR backups) as the RPO: it falls back to the logical backups' (none here: +Inf), and says why once.
+  const said: string[] = [];
+  const t0 = cluster.config.targets.get(cluster.target)!;
+  const away = new LifeboatMetrics({ ...cluster.config, targets: new Map([...cluster.config.targets, [cluster.target, { ...t0, settings: { ...t0.settings, port: await freePort() } }]]) });
+  away.start({ warn: (m: string) => said.push(m) }, 3600, undefined);
+  await away.settled();
+  await away.refresh();
+  away.stop();
+  const awayLine = (await away.registry.metrics()).split('\n').find((l) => l.startsWith(`lifeboat_rpo_seconds{target="${cluster.target}"`));
+  expect(awayLine?.split(' ').at(-1)).toBe('+Inf');
+  expect(said.filter((m) => m.includes("the server's archiver could not be read"))).toHaveLength(1);
 
   const refused = await lifeboat(configFile, 'restore', cluster.target, '--to-time', '2001-01-01T00:00:00Z', '--yes');
   expect(refused.code).toBe(1);

@@ -29,6 +29,15 @@ export function pitrTargets(config: Config, names: string[] = []): string[] {
   return names.length ? names.filter((n) => all.includes(n)) : all;
 }
 
+/** How long the server's archiver may take to answer: a server that drops packets must not hold up a report or a metrics refresh. */
+const ASK_SECONDS = 10;
+
+function answerWithin<T>(seconds: number, who: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new LifeboatError('Unreachable', `${who} did not answer within ${seconds}s`, false)), seconds * 1000)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 /** Whether WAL segment `wal` is in the target's pgBackRest archive, read through lifeboat's own repository client. */
 async function inArchive(repo: Repository, target: string, wal: string): Promise<boolean> {
   const base = `pitr/${target}/archive/${target}`;
@@ -53,16 +62,23 @@ export async function applyPitrRpo(config: Config, repo: Repository, report: Rep
     const catalog = await readPitrCatalog(repo, t.target).catch(() => undefined);
     if (!catalog) continue;
     let archiver: ArchiverStatus | undefined;
-    let source = 'server';
+    let source: 'server' | 'catalog' = 'server';
+    const engine = new PitrEngine(pitrSpec(config, t.target));
     try {
-      const engine = new PitrEngine(pitrSpec(config, t.target));
-      archiver = await archiverStatus(engine.conn, engine.spec.pg.maintenanceDatabase, undefined);
-      const seg = archiver.lastArchivedWal ? walSegment(archiver.lastArchivedWal) : undefined;
-      archiver.inRepository = seg ? await inArchive(repo, t.target, seg) : false;
+      archiver = await answerWithin(ASK_SECONDS, `the server ${engine.conn.server}`, archiverStatus(engine.conn, engine.spec.pg.maintenanceDatabase, undefined));
     } catch (err) {
       archiver = catalog.archiver;
       source = 'catalog';
       warnings.push(`${t.target}: the server's archiver could not be read (${messageOf(err)}); RPO from the last catalog refresh`);
+    }
+    if (source === 'server' && archiver) {
+      const seg = archiver.lastArchivedWal ? walSegment(archiver.lastArchivedWal) : undefined;
+      archiver.inRepository = seg
+        ? await inArchive(repo, t.target, seg).catch((err: unknown) => {
+            warnings.push(`${t.target}: the WAL archive in the repository could not be listed (${messageOf(err)})`);
+            return false;
+          })
+        : false;
     }
     const rpo = archiver?.inRepository && archiver.lastArchivedTime ? Math.max(0, (now - Date.parse(archiver.lastArchivedTime)) / 1000) : null;
     if (archiver?.lastArchivedWal && !archiver.inRepository) warnings.push(`${t.target}: the last archived WAL ${archiver.lastArchivedWal} is not in the repository; RPO unknown`);
