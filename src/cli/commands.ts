@@ -8,6 +8,7 @@ import type { BackupResult, DrillMode, DrillResult, PruneResult, VerifyResult } 
 import { LifeboatError } from '../errors';
 import { openRepository } from '../repo';
 import { listBackups, loadManifest, readVerification } from '../repo/catalog';
+import { zstdCli } from '../repo/unzstd';
 import { announce, createWorker, queuesToServe, serveWorkerMetrics, workerLogger } from '../worker';
 import { sweepAll } from '../worker/sweep';
 import { connect } from './client';
@@ -59,6 +60,8 @@ export async function worker(config: Config, out: Output, o: { targets?: string[
     taskQueues: queues.map((q) => q.taskQueue),
     address: config.temporal.address,
     ...(metrics ? { metrics: `http://${metrics.endpoint.address}/metrics` } : {}),
+    // Where a restore tool's input is decompressed (docs/postgres.md, LIFEBOAT_ZSTD).
+    zstd: zstdCli() ?? 'none: restores decompress in the worker',
   });
   await Promise.all(workers.map((w) => w.worker.run()));
   for (const w of workers) await w.connection.close();
