@@ -27,6 +27,8 @@ let dir: string;
 let spoolDir: string;
 let configFile: string;
 const workers = new CrashWorker(() => configFile);
+/** Set when the drill's workflow has ended: a watcher still waiting then has missed its moment. */
+let drillDone = false;
 
 /**
  * Waits until the worker runs `influxd <verb>` on this file's spool folder
@@ -37,6 +39,7 @@ const workers = new CrashWorker(() => configFile);
  */
 async function crashDuring(verb: 'backup' | 'restore', ready: () => Promise<boolean> = async () => true): Promise<string[]> {
   for (let i = 0; i < 30_000; i++) {
+    if (drillDone) throw new Error(`the drill finished before the watcher saw influxd ${verb} run: it ran for less than one scan of /proc`);
     const running = (await influxdChildren()).filter((c) => c.includes(`influxd ${verb} `));
     if (running.length && (await ready())) {
       await workers.kill();
@@ -45,7 +48,7 @@ async function crashDuring(verb: 'backup' | 'restore', ready: () => Promise<bool
       await workers.start();
       return left;
     }
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 5));
   }
   throw new Error(`the worker never ran influxd ${verb}`);
 }
@@ -58,12 +61,10 @@ async function spooled(): Promise<number> {
 
 /** Processes whose command line names this file's spool folder (influxd backup/restore children). */
 async function influxdChildren(): Promise<string[]> {
-  const out: string[] = [];
-  for (const pid of (await readdir('/proc')).filter((p) => /^\d+$/.test(p))) {
-    const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (cmd.includes(spoolDir) && cmd.startsWith('influxd')) out.push(`${pid}: ${cmd.replace(/\0/g, ' ')}`);
-  }
-  return out;
+  // All at once: one scan must take far less than the second an influxd restore of this size runs.
+  const pids = (await readdir('/proc')).filter((p) => /^\d+$/.test(p));
+  const cmds = await Promise.all(pids.map(async (pid) => [pid, await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')] as const));
+  return cmds.filter(([, cmd]) => cmd.includes(spoolDir) && cmd.startsWith('influxd')).map(([pid, cmd]) => `${pid}: ${cmd.replace(/\0/g, ' ')}`);
 }
 
 async function points(): Promise<number> {
@@ -97,6 +98,8 @@ test('killed mid-backup and mid-restore, the in-place drill completes with every
   expect(await points()).toBe(POINTS);
   const id = `drill/${env.taskQueue}/${randomBytes(3).toString('hex')}`;
   const handle = await workers.client.workflow.start('drillWorkflow', { taskQueue: env.taskQueue, workflowId: id, args: [{ mode: 'in-place' }] });
+  const result = handle.result().finally(() => (drillDone = true));
+  result.catch(() => undefined); // judged below
 
   // While influxd backup writes its files: the dead attempt's spool folder stays behind, for now.
   const afterBackupKill = await crashDuring('backup', async () => (await spooled()) > 1_000_000);
@@ -106,7 +109,7 @@ test('killed mid-backup and mid-restore, the in-place drill completes with every
   expect(afterRestoreKill).toHaveLength(1);
   expect(afterRestoreKill).not.toEqual(afterBackupKill); // the backup's retry removed the first one
 
-  const r = (await handle.result()) as DrillResult;
+  const r = (await result) as DrillResult;
   expect(r.ok).toBe(true);
   expect(r.stores[0]!.markers).toMatchObject({ expected: 113, found: 113, unexpected: 0 });
   expect(await points()).toBe(POINTS);
