@@ -54,8 +54,18 @@ export class S3Repository implements Repository {
   }
 
   async put(key: string, body: Readable, signal?: AbortSignal): Promise<PutResult> {
-    await this.abortStaleUploads(key);
+    signal?.throwIfAborted();
     const tap = new HashTap();
+    // Joined before anything awaits: a body that fails or closes early (a tool that died or was
+    // cancelled at once) must fail the upload, which otherwise waits for its bytes forever.
+    pipeline(body, tap).catch(() => undefined);
+    try {
+      await this.abortStaleUploads(key);
+      signal?.throwIfAborted();
+    } catch (err) {
+      tap.destroy();
+      throw err;
+    }
     // lib-storage reads the body part by part (partSize x queueSize in memory at most)
     // and completes the multipart upload only when the body ended without error;
     // on error it aborts the upload, so no partial object is ever visible.
@@ -67,8 +77,6 @@ export class S3Repository implements Repository {
       leavePartsOnError: false,
       abortController: signal ? abortControllerFor(signal) : undefined,
     });
-    body.on('error', (err) => tap.destroy(err));
-    body.pipe(tap);
     try {
       await upload.done();
     } catch (err) {

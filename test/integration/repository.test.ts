@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import type { Repository } from '../../src/repo';
 import { openRepository } from '../../src/repo';
 import { storeArtifact } from '../../src/repo/artifacts';
@@ -57,6 +57,26 @@ describe.each(kinds)('%s repository', (_name, open) => {
     expect(await repo.exists('t/broken.bin')).toBe(false);
     expect((await repo.list('t')).map((e) => e.name)).not.toContain('broken.bin');
   });
+
+  it('fails, never waits forever, when the source fails before the upload has started', async () => {
+    // A tool that dies (or is cancelled) at once fails its stream while the repository is still being asked about stale uploads.
+    const early = new PassThrough();
+    process.nextTick(() => early.destroy(new Error('pg_dump died at once')));
+    await expect(storeArtifact(repo, 't/early.dump.zst.age', early, env.config.encryption, undefined, undefined, { algorithm: 'zstd', level: 3 })).rejects.toThrow('pg_dump died at once');
+    const closed = new PassThrough();
+    closed.destroy(); // closed without an error: still not a complete object
+    await expect(repo.put('t/closed.bin', closed)).rejects.toThrow(/premature close/i);
+    expect(await repo.exists('t/early.dump.zst.age')).toBe(false);
+    expect(await repo.exists('t/closed.bin')).toBe(false);
+  }, 20_000);
+
+  it('a store cancelled before it started ends at once and stores nothing', async () => {
+    const ac = new AbortController();
+    ac.abort();
+    const never = new PassThrough(); // a source that would never end by itself
+    await expect(storeArtifact(repo, 't/cancelled.dump.age', never, env.config.encryption, ac.signal)).rejects.toMatchObject({ name: 'AbortError' });
+    expect(await repo.exists('t/cancelled.dump.age')).toBe(false);
+  }, 20_000);
 
   it('lists folders and files, and deletes', async () => {
     await repo.putText('t/sub/a.txt', 'a');
