@@ -1,4 +1,4 @@
-import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import { ActivityCancellationType, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { HookInfo, TargetRef } from '../domain/plan';
 import { PERMANENT_TYPES } from '../errors';
@@ -18,13 +18,25 @@ const nonRetryableErrorTypes = [...PERMANENT_TYPES];
 
 const HEARTBEAT_TIMEOUT_SECONDS = 30;
 
+/**
+ * A cancelled run goes on (starts writers again, releases its target's lock,
+ * ends) only once the activity it cancelled has stopped: its tool or hook
+ * killed and gone. The SDK's default would go on at once, while a pg_restore
+ * or a stop-writers hook still runs for as long as the cancel takes to reach
+ * it (its next heartbeat). A worker that died cannot confirm: the heartbeat
+ * timeout ends the wait.
+ */
+const cancellationType = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED;
+
 const QUICK: ActivityOptions = {
+  cancellationType,
   startToCloseTimeout: '2 minutes',
   heartbeatTimeout: `${HEARTBEAT_TIMEOUT_SECONDS} seconds`,
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes },
 };
 
 const TRANSFER: ActivityOptions = {
+  cancellationType,
   startToCloseTimeout: '12 hours',
   heartbeatTimeout: `${HEARTBEAT_TIMEOUT_SECONDS} seconds`,
   retry: { initialInterval: '5 seconds', maximumInterval: '2 minutes', maximumAttempts: 10, nonRetryableErrorTypes },
@@ -71,6 +83,7 @@ const HOOK_MARGIN_SECONDS = 60;
  */
 export function hookActivities(hook: HookInfo, near: Near = {}): Activities {
   return proxyActivities<Activities>({
+    cancellationType,
     startToCloseTimeout: `${hook.timeoutSeconds + HOOK_MARGIN_SECONDS} seconds`,
     retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: hook.retries + 1, nonRetryableErrorTypes },
     ...nearOptions(near),

@@ -80,8 +80,10 @@ test('a cancelled backup stops pg_dump, frees its session and leaves no open mul
     // A cancelled run ends within seconds; if it does not, say what it still waits for instead of hanging.
     const ended = await Promise.race([failureOf(result).then(() => true, () => true), new Promise<false>((r) => setTimeout(() => r(false), 60_000))]);
     if (!ended) throw new Error(`the cancelled backup is still running after 60 s: ${JSON.stringify((await handle.describe()).raw.pendingActivities ?? [])} ${JSON.stringify((await handle.describe()).raw.pendingChildren ?? [])}`);
-    for (let i = 0; i < 50 && (dumps() || (await sessions())); i++) await new Promise((r) => setTimeout(r, 100));
+    // The run ends only once its activity has stopped: pg_dump is gone by then, not some time later.
     expect(dumps()).toBe('');
+    // The server ends the session when it sees the client gone: a moment after.
+    for (let i = 0; i < 50 && (await sessions()); i++) await new Promise((r) => setTimeout(r, 100));
     expect(await sessions()).toBe(0);
     const repo = config.repository as S3RepositoryConfig;
     const uploads = await (await s3Client(repo)).send(new ListMultipartUploadsCommand({ Bucket: repo.bucket, Prefix: `${repo.prefix}/` }));

@@ -162,9 +162,23 @@ test('writers are started again after a failed restore, the database keeps its r
   expect(await countRows(config, db)).toBe(rows);
 });
 
-test('writers are started again after a cancelled restore', async () => {
+/** A start-writers hook that logs 'start', and which processes of the slow migration are still running as it starts. */
+const startAfterMigration: Hook = {
+  command: [
+    process.execPath,
+    '-e',
+    `const { execSync } = require('child_process'); const fs = require('fs');
+     const running = execSync("pgrep -f 'migrate-slow[l]y' || true", { encoding: 'utf8' }).trim().split('\\n').filter(Boolean);
+     fs.appendFileSync(process.argv[1], 'start running=' + running.length + ' ' + JSON.stringify({ LIFEBOAT_OUTCOME: process.env.LIFEBOAT_OUTCOME }) + '\\n');`,
+    '__LOG__',
+  ],
+  timeoutSeconds: 30,
+  retries: 0,
+};
+
+test('writers are started again after a cancelled restore, once the cancelled hook has stopped', async () => {
   const backupId = await backup();
-  const slowMigration = withTarget(config, { hooks: { stopWriters: [note('stop')], startWriters: [note('start', { env: true })], postRestore: [note('migrate-slowly', { sleepMs: 20_000 })] } });
+  const slowMigration = withTarget(config, { hooks: { stopWriters: [note('stop')], startWriters: [{ ...startAfterMigration, command: startAfterMigration.command.map((a) => (a === '__LOG__' ? log : a)) }], postRestore: [note('migrate-slowly', { sleepMs: 20_000 })] } });
   await withHarness(slowMigration, async () => {
     await rm(log, { force: true });
     const { handle, result } = await start('restoreWorkflow', { backupId, yes: true });
@@ -173,7 +187,8 @@ test('writers are started again after a cancelled restore', async () => {
     const f = await failureOf(result);
     expect(f.message).toMatch(/cancel/i);
     expect(await words()).toEqual(['stop', 'migrate-slowly', 'start']);
-    expect((await logged())[2]).toContain('"LIFEBOAT_OUTCOME":"cancelled"');
+    // The run waited for the migration it cancelled to be stopped before it started the writers.
+    expect((await logged())[2]).toBe('start running=0 {"LIFEBOAT_OUTCOME":"cancelled"}');
   });
 });
 
