@@ -101,7 +101,9 @@ async function unzstdInto(what: string, cli: string, feed: Feed, stdin: Writable
     z.on('error', (err) => resolve({ code: null, sig: null, err }));
   });
   const stop = () => z.kill('SIGKILL');
-  signal.addEventListener('abort', stop, { once: true });
+  // A cancel that came before zstd started must stop it too: an aborted signal never fires again.
+  if (signal.aborted) stop();
+  else signal.addEventListener('abort', stop, { once: true });
   // A pipe that closed says nothing of who closed it (zstd died, or the repository's stream ended early): zstd's exit tells.
   const closed = (e: unknown) => ['EPIPE', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED'].includes((e as NodeJS.ErrnoException).code ?? '');
   try {

@@ -28,6 +28,8 @@ export async function runHook(h: Hook, context: Record<string, string>, signal: 
   if ('http' in h) return runHttpHook(h, context, signal);
   const [cmd, ...args] = h.command;
   const name = hookName(h);
+  // A cancel that came first never fires its event again: the hook must not start at all.
+  if (signal.aborted) throw new LifeboatError('Cancelled', `hook '${name}' was not started: the run was cancelled`, false);
   return new Promise((resolve, reject) => {
     let out = '';
     let stopping: 'timeout' | 'cancel' | undefined;

@@ -128,6 +128,16 @@ test('cancelled mid-stream: an abort, and neither the tool nor zstd is left runn
   for (const pid of [tool, ...(await zstdRuns())]) expect(processAlive(pid)).toBe(false);
 });
 
+test('cancelled before the tool started: an abort at once, and no zstd is left running', async () => {
+  const rec = await store('cancel-early', zstd(plain));
+  const ac = new AbortController();
+  const input = await open(rec, ac.signal);
+  ac.abort();
+  const err = (await toolFilter(run(['cat > /dev/null'], ac.signal), input).catch((e: unknown) => e)) as { name?: string; type?: string };
+  expect(err.name === 'AbortError' || err.type === 'Cancelled').toBe(true);
+  for (const pid of await zstdRuns()) expect(processAlive(pid)).toBe(false);
+});
+
 test('without a zstd CLI (none on PATH, or LIFEBOAT_ZSTD naming a missing file) a tool gets the bytes through Node', async () => {
   expect(zstdCli({ PATH: '/nonexistent' })).toBeUndefined();
   expect(zstdCli({ PATH: '/usr/bin:/bin', LIFEBOAT_ZSTD: 'none' })).toBeUndefined();

@@ -88,7 +88,8 @@ export async function syncRdb(ep: RedisEndpoint, o: SyncOptions): Promise<Readab
   socket.on('close', () => fail(new LifeboatError('StreamFailed', `${ep.where}: the connection closed during the replication handshake`, false)));
   socket.setTimeout(o.idleSeconds * 1000, () => socket.destroy(new LifeboatError('StreamFailed', `${ep.where}: nothing arrived for ${o.idleSeconds}s during SYNC (raise syncTimeoutSeconds for a server that forks slowly)`, false)));
   const onAbort = () => socket.destroy(new LifeboatError('Cancelled', `SYNC with ${ep.where} was cancelled`, false));
-  o.signal.addEventListener('abort', onAbort, { once: true });
+  if (o.signal.aborted) onAbort();
+  else o.signal.addEventListener('abort', onAbort, { once: true });
   const ask = async (what: string, ...args: string[]) => {
     socket.write(command(...args));
     const reply = await lines.line();
