@@ -3,6 +3,7 @@ import { makeBackupId, validateBackupId } from '../domain/names';
 import type { BackupInput, BackupResult, TargetBackupResult, TargetRef } from '../domain/plan';
 import type { Activities } from '../activities';
 import { on, quick } from './activities';
+import { together } from './cancel';
 import { holdTargets } from './lock';
 import { check, trackProgress, type Tracker } from './progress';
 import { tagRun, withOutcome } from './visibility';
@@ -37,7 +38,7 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
     try {
       progress.set('backup', run.targets.map((t) => t.target).join(', '));
       // After a wait (a restore ran meanwhile), probe again: what it found before may have changed.
-      const results = await Promise.all(run.targets.map((t, i) => backupTarget(t, backupId, progress, held.waited ? undefined : probes[i])));
+      const results = await together(run.targets.map((t, i) => () => backupTarget(t, backupId, progress, held.waited ? undefined : probes[i])));
       progress.set('done');
       return { backupId, targets: results };
     } finally {

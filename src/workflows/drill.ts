@@ -1,9 +1,10 @@
-import { ApplicationFailure, CancellationScope, executeChild, isCancellation, uuid4, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, executeChild, uuid4, workflowInfo } from '@temporalio/workflow';
 import { describeMarkers, markersOk } from '../domain/markers';
 import { makeBackupId } from '../domain/names';
 import type { DrillInput, DrillResult, DrillStoreResult, TargetRef } from '../domain/plan';
 import { on, quick } from './activities';
 import { backupWorkflow } from './backup';
+import { asCancellation, cancelledRun } from './cancel';
 import { trackProgress, type Tracker } from './progress';
 import { restoreWorkflow } from './restore';
 import { tagRun, withOutcome } from './visibility';
@@ -39,10 +40,11 @@ async function drillBody(input: DrillInput = {}): Promise<DrillResult> {
     result = await drill(run.targets, mode, nonce, backupId, progress);
   } catch (err) {
     const message = err instanceof Error ? `${err.message}${err.cause instanceof Error ? `: ${err.cause.message}` : ''}` : String(err);
-    result = { ok: false, nonce, mode, backupId, stores: [], failures: [isCancellation(err) ? 'cancelled' : message] };
-    if (isCancellation(err)) {
+    const cancelled = cancelledRun(err);
+    result = { ok: false, nonce, mode, backupId, stores: [], failures: [cancelled ? 'cancelled' : message] };
+    if (cancelled) {
       await record(result);
-      throw err;
+      throw asCancellation(err);
     }
   }
   await record(result);

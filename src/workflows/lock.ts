@@ -79,15 +79,17 @@ export async function holdTargets(
       const id = lockId(idPrefix, target);
       for (;;) {
         try {
+          // Out of the run's cancellation: a cancelled run keeps its lock until it has stopped what it
+          // ran and started writers again (release(), or its end: the parent close policy).
           handles.push(
-            await startChild(targetLockWorkflow, {
+            await CancellationScope.nonCancellable(() => startChild(targetLockWorkflow, {
               workflowId: id,
               args: [{ target, holder: workflowInfo().workflowId, operation }],
               parentClosePolicy: ParentClosePolicy.TERMINATE,
               memo: { holder: workflowInfo().workflowId, operation },
               ...lockTags(target),
               staticSummary: `holds target ${target} for ${workflowInfo().workflowId}`,
-            }),
+            })),
           );
           break;
         } catch (err) {

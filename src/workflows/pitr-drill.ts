@@ -1,8 +1,9 @@
-import { ApplicationFailure, CancellationScope, isCancellation, sleep, uuid4, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, sleep, uuid4, workflowInfo } from '@temporalio/workflow';
 import { markersOk } from '../domain/markers';
 import { drillTargetTime, parseTargetTime, type PitrDrillInput, type PitrDrillResult } from '../domain/pitr';
 import { on, quick as anyQueue, type Near } from './activities';
 import { trackProgress } from './progress';
+import { asCancellation, cancelledRun } from './cancel';
 import { causeMessage } from './saga';
 import { tagRun, withOutcome } from './visibility';
 
@@ -75,10 +76,11 @@ async function pitrDrill(input: PitrDrillInput): Promise<PitrDrillResult> {
     };
     await quick.pitrCatalog({ target });
   } catch (err) {
-    result = { ...result, ok: false, failures: [isCancellation(err) ? 'cancelled' : `${target}: ${causeMessage(err)}`] };
-    if (isCancellation(err)) {
+    const cancelled = cancelledRun(err);
+    result = { ...result, ok: false, failures: [cancelled ? 'cancelled' : `${target}: ${causeMessage(err)}`] };
+    if (cancelled) {
       await finish(result, startedAt, backupSeconds, token, ref);
-      throw err;
+      throw asCancellation(err);
     }
   }
   await finish(result, startedAt, backupSeconds, token, ref);

@@ -2,6 +2,7 @@ import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
 import { validateBackupId } from '../domain/names';
 import type { HookContext, RestoreInput, RestorePlan, RestoreResult, TargetPlan, TargetRef, TargetRestoreResult } from '../domain/plan';
 import { on, quick } from './activities';
+import { together } from './cancel';
 import { holdTargets } from './lock';
 import { check, trackProgress, type Tracker } from './progress';
 import { approvalGate, runHooks, withWritersStopped } from './saga';
@@ -115,7 +116,7 @@ async function restoreAll(
     }
   }
   progress.total(plan.bytes);
-  const results = await Promise.all(plan.targets.map((t) => restoreTarget(t, refs.get(t.target)!, plan.backupId, input, progress, state, pins)));
+  const results = await together(plan.targets.map((t) => () => restoreTarget(t, refs.get(t.target)!, plan.backupId, input, progress, state, pins)));
   for (const t of plan.targets) {
     if (t.mode !== 'in-place') continue;
     await runHooks(refs.get(t.target)!, 'postRestore', context, steps, progress, 'post-restore');

@@ -1,6 +1,7 @@
 import { ApplicationFailure, CancellationScope, condition, defineSignal, isCancellation, setHandler } from '@temporalio/workflow';
 import type { HookContext, HookInfo, HookPhase, TargetRef } from '../domain/plan';
 import { hookActivities, on } from './activities';
+import { asCancellation, cancelledRun } from './cancel';
 import type { Tracker } from './progress';
 
 /**
@@ -82,7 +83,8 @@ export async function withWritersStopped<T>(
     (value) => ({ ok: true as const, value }),
     (error: unknown) => ({ ok: false as const, error, stage: 'restore' as const }),
   );
-  const ended = outcome.ok ? 'success' : isCancellation(outcome.error) ? 'cancelled' : 'failed';
+  const cancelled = !outcome.ok && cancelledRun(outcome.error);
+  const ended = outcome.ok ? 'success' : cancelled ? 'cancelled' : 'failed';
   progress.set('start writers');
   const started = await CancellationScope.nonCancellable(() =>
     Promise.allSettled(refs.map((ref) => runHooks(ref, 'startWriters', { ...context, outcome: ended }, steps, progress, 'start writers'))),
@@ -93,7 +95,7 @@ export async function withWritersStopped<T>(
     throw ApplicationFailure.nonRetryable(`writers could not be started again (${startFailures.join('; ')}); ${why}. Start them by hand.`, 'WritersNotStarted');
   }
   if (outcome.ok) return outcome.value;
-  if (isCancellation(outcome.error)) throw outcome.error;
+  if (cancelled) throw asCancellation(outcome.error);
   const state = outcome.stage === 'stop writers' ? 'nothing was verified, dropped or restored' : touched();
   throw ApplicationFailure.create({
     type: failureType(outcome.error),

@@ -1,7 +1,8 @@
 import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
-import { isCancellation, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { TargetRef } from '../domain/plan';
 import { LOCK_OPERATION, SEARCH_ATTRIBUTES } from '../domain/search-attributes';
+import { cancelledRun } from './cancel';
 
 const operationKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.operation, SearchAttributeType.KEYWORD);
 const outcomeKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.outcome, SearchAttributeType.KEYWORD);
@@ -53,7 +54,7 @@ export async function withOutcome<T>(body: () => Promise<T>): Promise<T> {
     mark('success');
     return result;
   } catch (err) {
-    mark(isCancellation(err) ? 'cancelled' : 'failed');
+    mark(cancelledRun(err) ? 'cancelled' : 'failed');
     throw err;
   }
 }

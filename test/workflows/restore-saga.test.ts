@@ -162,21 +162,22 @@ test('writers are started again after a failed restore, the database keeps its r
   expect(await countRows(config, db)).toBe(rows);
 });
 
-/** A start-writers hook that logs 'start', and which processes of the slow migration are still running as it starts. */
+/** A start-writers hook that logs 'start' and how many processes of the slow migration still run as it starts, then takes 2 s. */
 const startAfterMigration: Hook = {
   command: [
     process.execPath,
     '-e',
     `const { execSync } = require('child_process'); const fs = require('fs');
      const running = execSync("pgrep -f 'migrate-slow[l]y' || true", { encoding: 'utf8' }).trim().split('\\n').filter(Boolean);
-     fs.appendFileSync(process.argv[1], 'start running=' + running.length + ' ' + JSON.stringify({ LIFEBOAT_OUTCOME: process.env.LIFEBOAT_OUTCOME }) + '\\n');`,
+     fs.appendFileSync(process.argv[1], 'start running=' + running.length + ' ' + JSON.stringify({ LIFEBOAT_OUTCOME: process.env.LIFEBOAT_OUTCOME }) + '\\n');
+     setTimeout(() => undefined, 2000);`,
     '__LOG__',
   ],
   timeoutSeconds: 30,
   retries: 0,
 };
 
-test('writers are started again after a cancelled restore, once the cancelled hook has stopped', async () => {
+test('writers are started again after a cancelled restore, once the cancelled hook has stopped, and the target stays locked until they are', async () => {
   const backupId = await backup();
   const slowMigration = withTarget(config, { hooks: { stopWriters: [note('stop')], startWriters: [{ ...startAfterMigration, command: startAfterMigration.command.map((a) => (a === '__LOG__' ? log : a)) }], postRestore: [note('migrate-slowly', { sleepMs: 20_000 })] } });
   await withHarness(slowMigration, async () => {
@@ -184,8 +185,13 @@ test('writers are started again after a cancelled restore, once the cancelled ho
     const { handle, result } = await start('restoreWorkflow', { backupId, yes: true });
     await stageOf(handle, 'post-restore');
     await handle.cancel();
+    for (let i = 0; i < 300 && !(await words()).includes('start'); i++) await new Promise((r) => setTimeout(r, 100));
+    // While writers are being started the target is still the cancelled restore's: no backup or prune slips in.
+    const lock = h.client.workflow.getHandle(`lock/${config.schedules!.idPrefix}/app-pg`);
+    expect((await lock.describe()).status.name).toBe('RUNNING');
     const f = await failureOf(result);
     expect(f.message).toMatch(/cancel/i);
+    expect((await lock.describe()).status.name).not.toBe('RUNNING');
     expect(await words()).toEqual(['stop', 'migrate-slowly', 'start']);
     // The run waited for the migration it cancelled to be stopped before it started the writers.
     expect((await logged())[2]).toBe('start running=0 {"LIFEBOAT_OUTCOME":"cancelled"}');
