@@ -3,7 +3,7 @@ import { LifeboatError } from '../../src/errors';
 import { PostgresStore } from '../../src/stores/postgres';
 import type { StoreContext } from '../../src/stores';
 import { testEnv } from '../helpers/env';
-import { countRows, createDatabase, dropDatabase, seedApp } from '../helpers/pg';
+import { countRows, createDatabase, dropDatabase, pg, seedApp } from '../helpers/pg';
 
 const env = testEnv('pgstore');
 const db = env.databases[0]!;
@@ -50,6 +50,20 @@ test('a custom-format dump restores under another name', async () => {
   await store.restore(ctx, item, `${db}_copy`, Readable.from([bytes]));
   expect(await countRows(env.config, `${db}_copy`)).toBe(300);
   expect(stages).toEqual(expect.arrayContaining(['dump', 'drop', 'restore']));
+});
+
+test('a cancelled check stops its statement on the server, not only the wait for it', async () => {
+  const ac = new AbortController();
+  const running = store.check({ ...ctx, signal: ac.signal }, db, 'SELECT pg_sleep(60) IS NOT NULL');
+  const sleeping = () => pg(env.config, 'postgres', async (c) => Number((await c.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'SELECT pg_sleep(60)%'", [db])).rows[0].n));
+  for (let i = 0; i < 50 && (await sleeping()) === 0; i++) await new Promise((r) => setTimeout(r, 100));
+  expect(await sleeping()).toBe(1);
+  ac.abort();
+  await expect(running).rejects.toThrow();
+  for (let i = 0; i < 20 && (await sleeping()) > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  expect(await sleeping()).toBe(0);
+  // A cancel that came first runs nothing.
+  await expect(store.check({ ...ctx, signal: ac.signal }, db, 'SELECT true')).rejects.toThrow();
 });
 
 test('markers: seeded, counted, idempotent for one nonce', async () => {

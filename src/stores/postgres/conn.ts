@@ -23,18 +23,36 @@ export class PgConn {
     return this.s.password ? resolveSecret(this.s.password, `targets.${this.target}.password`) : Promise.resolve(undefined);
   }
 
-  async withClient<T>(database: string, fn: (c: Client) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` with a session on `database`. With a `signal`, a cancel stops
+   * the session's work on the server too: the statement that runs is
+   * cancelled (as Ctrl-C in psql does) and the session closed, so no further
+   * statement runs, and a long check or ALTER does not hold up a cancelled run.
+   */
+  async withClient<T>(database: string, fn: (c: Client) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    signal?.throwIfAborted();
     const c = new Client({ host: this.s.host, port: this.s.port, user: this.s.user, password: await this.password(), database });
     try {
       await c.connect();
     } catch (err) {
       throw this.describeConnectError(err, database);
     }
+    const stop = () => void this.cancelSession(c);
+    if (signal?.aborted) stop();
+    else signal?.addEventListener('abort', stop, { once: true });
     try {
       return await fn(c);
     } finally {
+      signal?.removeEventListener('abort', stop);
       await c.end().catch(() => undefined);
     }
+  }
+
+  /** Cancels what `c`'s session runs (pg_cancel_backend, from a session of its own), then closes it. */
+  private async cancelSession(c: Client): Promise<void> {
+    const pid = (c as unknown as { processID?: number }).processID;
+    if (pid) await this.withClient(this.s.maintenanceDatabase, (k) => k.query('SELECT pg_cancel_backend($1)', [pid])).catch(() => undefined);
+    await c.end().catch(() => undefined);
   }
 
   private describeConnectError(err: unknown, database: string): unknown {

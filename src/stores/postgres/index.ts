@@ -169,9 +169,9 @@ export class PostgresStore implements Store {
         await this.conn.runTool(ctx, 'pg_restore', ['--jobs', String(this.s.jobs), ...args, path], toolText);
       });
     }
-    if (facts.extensions?.some((e) => e.name === 'timescaledb')) await this.conn.withClient(into, (c) => c.query('SELECT timescaledb_post_restore()'));
+    if (facts.extensions?.some((e) => e.name === 'timescaledb')) await this.conn.withClient(into, (c) => c.query('SELECT timescaledb_post_restore()'), ctx.signal);
     if (owner) {
-      const n = await this.conn.withClient(into, (c) => reassignRestored(c, this.s.user, owner));
+      const n = await this.conn.withClient(into, (c) => reassignRestored(c, this.s.user, owner), ctx.signal);
       ctx.log.info(`database '${into}' and its ${n} objects are owned by '${owner}'`, { target: this.target });
     }
   }
@@ -234,7 +234,7 @@ export class PostgresStore implements Store {
   }
 
   /** A post-restore sanity query in `name` (default: the drill database), in a read-only transaction: true when its first value is true. */
-  async check(_ctx: StoreContext, name: string | undefined, query: string): Promise<boolean> {
+  async check(ctx: StoreContext, name: string | undefined, query: string): Promise<boolean> {
     return this.conn.withClient(name ?? this.s.drillDatabase, async (c) => {
       await c.query('BEGIN READ ONLY');
       try {
@@ -243,7 +243,7 @@ export class PostgresStore implements Store {
       } finally {
         await c.query('ROLLBACK');
       }
-    });
+    }, ctx.signal);
   }
 
   async inspect(ctx: StoreContext, item: BackupItem, plaintext: Readable): Promise<string> {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { PitrBackup, PitrBackupType, PitrCatalog } from '../../../domain/pitr';
 import { recoverableWindow } from '../../../domain/pitr';
 import { LifeboatError, messageOf } from '../../../errors';
@@ -10,7 +11,6 @@ import { archiverStatus, serverHook, waitWritable } from './server';
 
 export { archiveCommand, pitrPaths, repoUrl, type PitrSpec } from './conf';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Point-in-time recovery of one postgres target with pgBackRest: lifeboat
@@ -43,7 +43,7 @@ export class PitrEngine {
       } catch (err) {
         if ((err as LifeboatError).type !== 'PitrLockBusy' || Date.now() > deadline || ctx.signal.aborted) throw err;
         ctx.progress({ stage: 'waiting for lock', item: this.target, detail: messageOf(err).slice(0, 300) });
-        await sleep(wait);
+        await sleep(wait, undefined, { signal: ctx.signal });
       }
     }
   }
