@@ -93,6 +93,44 @@ test('a cancelled backup stops pg_dump, frees its session and leaves no open mul
   }
 });
 
+test("a target that fails cancels the run's other targets: the run ends only once their dumps have stopped", async () => {
+  // app-pg's dump waits on a table lock held here, so it is surely running when the other target fails.
+  let unlock = () => undefined as void;
+  const unlocked = new Promise<void>((r) => (unlock = r));
+  let locked = () => undefined as void;
+  const holding = new Promise<void>((r) => (locked = r));
+  const holder = pg(config, db, async (c) => {
+    await c.query('BEGIN');
+    await c.query('LOCK TABLE noise IN ACCESS EXCLUSIVE MODE');
+    locked();
+    await unlocked;
+    await c.query('ROLLBACK');
+  });
+  await holding;
+  // A second target served by a worker of its own, started once the dump runs: its database is missing (permanent).
+  const queueB = `${env.taskQueue}-b`;
+  const pgTarget = config.targets.get('app-pg')!;
+  const two: Config = { ...config, targets: new Map([['app-pg', pgTarget], ['app-pg-b', { ...pgTarget, taskQueue: queueB, settings: { ...pgTarget.settings, databases: [`${db}_missing`] } }]]) };
+  const h = await startHarness(two);
+  let b: Harness | undefined;
+  try {
+    const { result } = await h.start('backupWorkflow', { targets: ['app-pg', 'app-pg-b'], backupId: newId() });
+    for (let i = 0; i < 600 && !dumps(); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(dumps()).not.toBe('');
+    b = await startHarness(withTaskQueue(two, queueB));
+    const f = await failureOf(result);
+    expect(f.type).toBe('DatabaseNotFound');
+    expect(f.message).toContain(`${db}_missing`);
+    // The failed run did not leave app-pg's dump behind, still waiting on its lock.
+    expect(dumps()).toBe('');
+  } finally {
+    unlock();
+    await holder;
+    await b?.stop();
+    await h.stop();
+  }
+});
+
 test('a full repository fails the backup at once, naming the repository and how far it got', async () => {
   const mnt = join(dir, 'small-disk');
   await mkdir(mnt);
