@@ -1,4 +1,4 @@
-import { CancellationScope, CancelledFailure, isCancellation } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, CancelledFailure, isCancellation } from '@temporalio/workflow';
 
 /**
  * Runs `tasks` side by side and settles only once every one has: the first
@@ -29,13 +29,18 @@ export async function together<T>(tasks: Array<() => Promise<T>>): Promise<T[]> 
 /**
  * Whether the run ended because it was cancelled. Also true when a cancelled
  * activity could not confirm (its worker had died) and ended by its heartbeat
- * timeout instead: the run was still cancelled, not failed.
+ * timeout instead: the run was still cancelled, not failed. A failure of the
+ * run's own making (an ApplicationFailure: writers that did not start again)
+ * stays a failure.
  */
 export function cancelledRun(err: unknown): boolean {
-  return isCancellation(err) || CancellationScope.current().consideredCancelled;
+  return isCancellation(err) || (CancellationScope.current().consideredCancelled && !(err instanceof ApplicationFailure));
 }
 
 /** The error a cancelled run ends with: a cancellation (the run shows as cancelled), whatever stopped the activity. */
 export function asCancellation(err: unknown): unknown {
-  return isCancellation(err) ? err : new CancelledFailure(`cancelled; then ${(err as Error)?.message ?? String(err)}`);
+  if (isCancellation(err)) return err;
+  let e = err as { message?: string; cause?: unknown };
+  while (e.cause) e = e.cause as typeof e; // the innermost says what happened (e.g. a heartbeat timeout)
+  return new CancelledFailure(`cancelled; the cancelled activity did not confirm: ${e.message ?? String(err)}`);
 }

@@ -52,7 +52,7 @@ export async function runHooks(ref: TargetRef, phase: HookPhase, context: HookCo
     try {
       await hookActivities(hook, ref).runHook({ target: ref.target, phase, index: hook.index, context });
     } catch (err) {
-      if (isCancellation(err)) throw err;
+      if (cancelledRun(err)) throw asCancellation(err);
       throw ApplicationFailure.create({ type: 'HookFailed', nonRetryable: true, message: `${phase} hook ${hook.index + 1} of target ${ref.target} failed: ${causeMessage(err)}`, cause: err as Error });
     }
     steps.push(`${ref.target}: ${label} (${hook.name})`);

@@ -2,7 +2,7 @@ import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair
 import { upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { TargetRef } from '../domain/plan';
 import { LOCK_OPERATION, SEARCH_ATTRIBUTES } from '../domain/search-attributes';
-import { cancelledRun } from './cancel';
+import { asCancellation, cancelledRun } from './cancel';
 
 const operationKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.operation, SearchAttributeType.KEYWORD);
 const outcomeKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.outcome, SearchAttributeType.KEYWORD);
@@ -54,7 +54,8 @@ export async function withOutcome<T>(body: () => Promise<T>): Promise<T> {
     mark('success');
     return result;
   } catch (err) {
-    mark(cancelledRun(err) ? 'cancelled' : 'failed');
-    throw err;
+    const cancelled = cancelledRun(err);
+    mark(cancelled ? 'cancelled' : 'failed');
+    throw cancelled ? asCancellation(err) : err;
   }
 }
