@@ -1,27 +1,18 @@
 import { ApplicationFailure, CancellationScope, CancelledFailure, isCancellation } from '@temporalio/workflow';
 
 /**
- * Runs `tasks` side by side and settles only once every one has: the first
- * failure cancels the others, and the run gets that failure when they have
- * all stopped. With Promise.all a run would go on (start writers again,
- * release its locks, end) while another target's dump or restore still ran.
+ * Runs the targets' `tasks` side by side and settles only once every one
+ * has; then fails with the first failure, if any. One target's failure does
+ * not stop the others: another target's restore is finished rather than left
+ * half done, and another target's backup still counts (its manifest is
+ * written). With Promise.all a run would go on at the first failure (start
+ * writers again, release its locks, end) while another target's dump or
+ * restore still ran. Cancelling the run still reaches every one of them.
  */
 export async function together<T>(tasks: Array<() => Promise<T>>): Promise<T[]> {
-  const scope = new CancellationScope();
-  const settled = await scope.run(() =>
-    Promise.allSettled(
-      tasks.map(async (task) => {
-        try {
-          return await task();
-        } catch (err) {
-          scope.cancel();
-          throw err;
-        }
-      }),
-    ),
-  );
+  const settled = await Promise.allSettled(tasks.map((task) => task()));
   const failures = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
-  // The failure that started it, not the cancellations it caused.
+  // A failure of its own before a cancellation: that is what the run reports.
   if (failures.length) throw failures.find((e) => !isCancellation(e)) ?? failures[0];
   return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
 }

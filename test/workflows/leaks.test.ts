@@ -7,6 +7,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Config, S3RepositoryConfig } from '../../src/config';
 import { makeBackupId } from '../../src/domain/names';
+import { openRepository } from '../../src/repo';
 import { s3Client } from '../../src/repo/s3';
 import { sweepSpools } from '../../src/stores/postgres/spool';
 import { testEnv, withTaskQueue } from '../helpers/env';
@@ -93,7 +94,7 @@ test('a cancelled backup stops pg_dump, frees its session and leaves no open mul
   }
 });
 
-test("a target that fails cancels the run's other targets: the run ends only once their dumps have stopped", async () => {
+test("a target that fails does not end the run while another target's dump runs: that backup is finished and kept", async () => {
   // app-pg's dump waits on a table lock held here, so it is surely running when the other target fails.
   let unlock = () => undefined as void;
   const unlocked = new Promise<void>((r) => (unlock = r));
@@ -114,15 +115,25 @@ test("a target that fails cancels the run's other targets: the run ends only onc
   const h = await startHarness(two);
   let b: Harness | undefined;
   try {
-    const { result } = await h.start('backupWorkflow', { targets: ['app-pg', 'app-pg-b'], backupId: newId() });
+    const backupId = newId();
+    const { handle, result } = await h.start('backupWorkflow', { targets: ['app-pg', 'app-pg-b'], backupId });
     for (let i = 0; i < 600 && !dumps(); i++) await new Promise((r) => setTimeout(r, 100));
     expect(dumps()).not.toBe('');
     b = await startHarness(withTaskQueue(two, queueB));
+    const failedActivity = async () => ((await handle.fetchHistory()).events ?? []).some((e) => e.activityTaskFailedEventAttributes);
+    for (let i = 0; i < 300 && !(await failedActivity()); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await failedActivity()).toBe(true);
+    // app-pg-b has failed; the run still waits for app-pg's dump instead of ending beside it.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await handle.describe()).status.name).toBe('RUNNING');
+    expect(dumps()).not.toBe('');
+    unlock();
     const f = await failureOf(result);
     expect(f.type).toBe('DatabaseNotFound');
     expect(f.message).toContain(`${db}_missing`);
-    // The failed run did not leave app-pg's dump behind, still waiting on its lock.
     expect(dumps()).toBe('');
+    // app-pg's backup was finished: its manifest is there.
+    expect(await (await openRepository(config)).exists(`app-pg/${backupId}/manifest.json`)).toBe(true);
   } finally {
     unlock();
     await holder;
