@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -35,7 +35,10 @@ let drillDone = false;
  * (and `ready` holds), then kills the worker with SIGKILL and starts a new
  * one; returns what the spool folder held right after the kill. Watching the
  * processes, not heartbeats: a restore of this size loads in about a second,
- * less than the worker's 3-second heartbeat throttle.
+ * less than the worker's 3-second heartbeat throttle. The target's influxd is
+ * a wrapper that stays 3 s after a restore has loaded (before the worker sees
+ * it end), so a watcher slowed by a busy machine cannot miss the moment
+ * between the drop and the end of the restore.
  */
 async function crashDuring(verb: 'backup' | 'restore', ready: () => Promise<boolean> = async () => true): Promise<string[]> {
   for (let i = 0; i < 30_000; i++) {
@@ -64,7 +67,7 @@ async function influxdChildren(): Promise<string[]> {
   // All at once: one scan must take far less than the second an influxd restore of this size runs.
   const pids = (await readdir('/proc')).filter((p) => /^\d+$/.test(p));
   const cmds = await Promise.all(pids.map(async (pid) => [pid, await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')] as const));
-  return cmds.filter(([, cmd]) => cmd.includes(spoolDir) && cmd.startsWith('influxd')).map(([pid, cmd]) => `${pid}: ${cmd.replace(/\0/g, ' ')}`);
+  return cmds.filter(([, cmd]) => cmd.includes(spoolDir) && /(^|\/|\0)influxd\0/.test(cmd)).map(([pid, cmd]) => `${pid}: ${cmd.replace(/\0/g, ' ')}`);
 }
 
 async function points(): Promise<number> {
@@ -76,7 +79,11 @@ beforeAll(async () => {
   spoolDir = await mkdtemp(join(tmpdir(), 'lifeboat-crashinflux-spool-'));
   configFile = join(dir, 'lifeboat.yaml');
   const base = stackConfig();
-  const target = { kind: 'influxdb', url: INFLUX_URL, user: 'lifeboat', password: { file: influxPasswordFile() }, rpcAddress: INFLUX_RPC, databases: [db], spoolDir };
+  // influxd itself, but a restore's process stays 3 s after influxd has loaded the data (see crashDuring).
+  const influxd = join(dir, 'bin', 'influxd');
+  await mkdir(join(dir, 'bin'));
+  await writeFile(influxd, '#!/bin/sh\nif [ "$1" = restore ]; then influxd "$@"; s=$?; sleep 3; exit $s; fi\nexec influxd "$@"\n', { mode: 0o755 });
+  const target = { kind: 'influxdb', url: INFLUX_URL, user: 'lifeboat', password: { file: influxPasswordFile() }, rpcAddress: INFLUX_RPC, databases: [db], spoolDir, influxd };
   await writeFile(configFile, stringify({ temporal: { ...base.temporal, taskQueue: env.taskQueue, ...CRASH_HEARTBEAT_TIMEOUT }, repository: env.config.repository, encryption: base.encryption, signing: base.signing, targets: { 'metrics-influx': target }, schedules: { idPrefix: env.config.schedules!.idPrefix } }));
   await influx(`CREATE DATABASE "${db}" WITH SHARD DURATION 1d`);
   const now = Date.now();
