@@ -20,9 +20,9 @@ export interface Heartbeat {
  */
 export const CRASH_HEARTBEAT_TIMEOUT = { heartbeatTimeoutSeconds: 10 };
 
-/** Starts the built `lifeboat worker` with a config; resolves once it polls. */
-export function startWorkerProcess(configFile: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(__dirname, '../../bin/lifeboat'), '--config', configFile, 'worker'], { stdio: ['ignore', 'ignore', 'pipe'] });
+/** Starts the built `lifeboat worker` with a config (and the worker's own options); resolves once it polls. */
+export function startWorkerProcess(configFile: string, workerArgs: string[] = []): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [join(__dirname, '../../bin/lifeboat'), '--config', configFile, 'worker', ...workerArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
   return new Promise((resolve, reject) => {
     let err = '';
     child.stderr!.on('data', (c: Buffer) => {

@@ -39,3 +39,28 @@ export async function seedApp(config: Config, database: string, rows = 500): Pro
 export async function countRows(config: Config, database: string, table = 'tenants'): Promise<number> {
   return pg(config, database, async (c) => Number((await c.query(`SELECT count(*)::int AS n FROM ${c.escapeIdentifier(table)}`)).rows[0].n));
 }
+
+/**
+ * Holds an ACCESS EXCLUSIVE lock on `table` in a session of its own, so a
+ * pg_dump of it waits (and stays running) until `release()` is called.
+ */
+export async function holdTableLock(config: Config, database: string, table: string): Promise<{ release(): Promise<void> }> {
+  let release = () => undefined as void;
+  const released = new Promise<void>((r) => (release = r));
+  let locked = () => undefined as void;
+  const holding = new Promise<void>((r) => (locked = r));
+  const session = pg(config, database, async (c) => {
+    await c.query('BEGIN');
+    await c.query(`LOCK TABLE ${c.escapeIdentifier(table)} IN ACCESS EXCLUSIVE MODE`);
+    locked();
+    await released;
+    await c.query('ROLLBACK');
+  });
+  await Promise.race([holding, session]);
+  return {
+    async release() {
+      release();
+      await session;
+    },
+  };
+}

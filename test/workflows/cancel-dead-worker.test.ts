@@ -1,6 +1,6 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,9 +9,9 @@ import { parse, stringify } from 'yaml';
 import { loadConfig } from '../../src/config/load';
 import { makeBackupId } from '../../src/domain/names';
 import { writeConfigFile } from '../helpers/config-file';
-import { CRASH_HEARTBEAT_TIMEOUT, waitForActivity } from '../helpers/crash';
+import { CRASH_HEARTBEAT_TIMEOUT, startWorkerProcess, waitForActivity } from '../helpers/crash';
 import { testEnv } from '../helpers/env';
-import { createDatabase, dropDatabase, pg } from '../helpers/pg';
+import { createDatabase, dropDatabase, holdTableLock, pg } from '../helpers/pg';
 import { startHarness, type Harness } from '../helpers/temporal';
 
 /**
@@ -29,19 +29,6 @@ let configFile: string;
 let h: Harness;
 let near: ChildProcess | undefined;
 const dumps = () => spawnSync('pgrep', ['-f', `pg_dump.*${db}`], { encoding: 'utf8' }).stdout.trim();
-
-/** `lifeboat worker --targets app-pg`: the activity worker beside the database; resolves once it polls. */
-function startNearWorker(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(__dirname, '../../bin/lifeboat'), '--config', configFile, 'worker', '--targets', 'app-pg'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let err = '';
-    child.stderr!.on('data', (c: Buffer) => {
-      err += c.toString();
-      if (err.includes('lifeboat worker on task queue')) resolve(child);
-    });
-    child.on('exit', (code) => reject(new Error(`worker exited with ${code}: ${err}`)));
-  });
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'lifeboat-canceldead-'));
@@ -64,20 +51,10 @@ afterAll(async () => {
 
 test('a backup cancelled while the worker of its dump is dead ends as cancelled once the heartbeat timeout has passed, and frees its target', async () => {
   // The dump waits on a table lock held here, so it is still running when its worker is killed.
-  let unlock = () => undefined as void;
-  const unlocked = new Promise<void>((r) => (unlock = r));
-  let locked = () => undefined as void;
-  const holding = new Promise<void>((r) => (locked = r));
-  const holder = pg(env.config, db, async (c) => {
-    await c.query('BEGIN');
-    await c.query('LOCK TABLE rows IN ACCESS EXCLUSIVE MODE');
-    locked();
-    await unlocked;
-    await c.query('ROLLBACK');
-  });
-  await holding;
+  const lock = await holdTableLock(env.config, db, 'rows');
   try {
-    near = await startNearWorker();
+    // `lifeboat worker --targets app-pg`: the activity worker beside the database.
+    near = await startWorkerProcess(configFile, ['--targets', 'app-pg']);
     const { handle, result } = await h.start('backupWorkflow', { targets: ['app-pg'], backupId: makeBackupId(new Date(), randomBytes(2).toString('hex')) });
     await waitForActivity(h.client, handle.workflowId, 'backupItem', (hb) => hb.stage === 'dump' && dumps() !== '');
     near.kill('SIGKILL');
@@ -95,8 +72,7 @@ test('a backup cancelled while the worker of its dump is dead ends as cancelled 
     const lock = h.client.workflow.getHandle(`lock/${env.config.schedules!.idPrefix}/app-pg`);
     expect((await lock.describe()).status.name).not.toBe('RUNNING');
   } finally {
-    unlock();
-    await holder;
+    await lock.release();
   }
   // The dead worker's pg_dump ends once it can write again (its reader is gone).
   for (let i = 0; i < 100 && dumps(); i++) await new Promise((r) => setTimeout(r, 100));

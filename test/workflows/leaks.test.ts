@@ -11,7 +11,7 @@ import { openRepository } from '../../src/repo';
 import { s3Client } from '../../src/repo/s3';
 import { sweepSpools } from '../../src/stores/postgres/spool';
 import { testEnv, withTaskQueue } from '../helpers/env';
-import { createDatabase, dropDatabase, pg } from '../helpers/pg';
+import { createDatabase, dropDatabase, holdTableLock, pg } from '../helpers/pg';
 import { failureOf, startHarness, type Harness } from '../helpers/temporal';
 
 /**
@@ -96,18 +96,7 @@ test('a cancelled backup stops pg_dump, frees its session and leaves no open mul
 
 test("a target that fails does not end the run while another target's dump runs: that backup is finished and kept", async () => {
   // app-pg's dump waits on a table lock held here, so it is surely running when the other target fails.
-  let unlock = () => undefined as void;
-  const unlocked = new Promise<void>((r) => (unlock = r));
-  let locked = () => undefined as void;
-  const holding = new Promise<void>((r) => (locked = r));
-  const holder = pg(config, db, async (c) => {
-    await c.query('BEGIN');
-    await c.query('LOCK TABLE noise IN ACCESS EXCLUSIVE MODE');
-    locked();
-    await unlocked;
-    await c.query('ROLLBACK');
-  });
-  await holding;
+  const lock = await holdTableLock(config, db, 'noise');
   // A second target served by a worker of its own, started once the dump runs: its database is missing (permanent).
   const queueB = `${env.taskQueue}-b`;
   const pgTarget = config.targets.get('app-pg')!;
@@ -127,7 +116,7 @@ test("a target that fails does not end the run while another target's dump runs:
     await new Promise((r) => setTimeout(r, 1000));
     expect((await handle.describe()).status.name).toBe('RUNNING');
     expect(dumps()).not.toBe('');
-    unlock();
+    await lock.release();
     const f = await failureOf(result);
     expect(f.type).toBe('DatabaseNotFound');
     expect(f.message).toContain(`${db}_missing`);
@@ -135,8 +124,7 @@ test("a target that fails does not end the run while another target's dump runs:
     // app-pg's backup was finished: its manifest is there.
     expect(await (await openRepository(config)).exists(`app-pg/${backupId}/manifest.json`)).toBe(true);
   } finally {
-    unlock();
-    await holder;
+    await lock.release();
     await b?.stop();
     await h.stop();
   }
