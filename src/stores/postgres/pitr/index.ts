@@ -11,7 +11,6 @@ import { archiverStatus, serverHook, waitWritable } from './server';
 
 export { archiveCommand, pitrPaths, repoUrl, type PitrSpec } from './conf';
 
-
 /**
  * Point-in-time recovery of one postgres target with pgBackRest: lifeboat
  * writes the configuration, runs the commands as the data directory's owner
