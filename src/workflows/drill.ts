@@ -4,7 +4,7 @@ import { makeBackupId } from '../domain/names';
 import type { DrillInput, DrillResult, DrillStoreResult, TargetRef } from '../domain/plan';
 import { on, quick } from './activities';
 import { backupWorkflow } from './backup';
-import { asCancellation, cancelledRun } from './cancel';
+import { asCancellation, cancelledRun, together } from './cancel';
 import { trackProgress, type Tracker } from './progress';
 import { restoreWorkflow } from './restore';
 import { tagRun, withOutcome } from './visibility';
@@ -57,7 +57,7 @@ async function drillBody(input: DrillInput = {}): Promise<DrillResult> {
 
 async function drill(refs: TargetRef[], mode: DrillResult['mode'], nonce: string, backupId: string, progress: Tracker): Promise<DrillResult> {
   const targets = refs.map((r) => r.target);
-  const seeds: Seed[] = await Promise.all(refs.map((r) => on(r).quick.seedMarkers({ target: r.target, nonce })));
+  const seeds: Seed[] = await together(refs.map((r) => () => on(r).quick.seedMarkers({ target: r.target, nonce })));
 
   progress.set('backup');
   const backup = await executeChild(backupWorkflow, { args: [{ targets, backupId }], workflowId: `${workflowInfo().workflowId}/backup` });
@@ -85,8 +85,8 @@ async function drill(refs: TargetRef[], mode: DrillResult['mode'], nonce: string
     });
 
     progress.set('count markers');
-    const stores: DrillStoreResult[] = await Promise.all(
-      refs.map(async (r, i) => {
+    const stores: DrillStoreResult[] = await together(
+      refs.map((r, i) => async () => {
         const markers = await on(r).quick.countMarkers({ target: r.target, name: into(i), nonce, expected: seeds[i]!.count });
         const b = backup.targets.find((t) => t.target === r.target)!;
         const rs = restore.targets.find((t) => t.target === r.target)!;
