@@ -54,12 +54,13 @@ export class S3Repository implements Repository {
   }
 
   async put(key: string, body: Readable, signal?: AbortSignal): Promise<PutResult> {
-    signal?.throwIfAborted();
     const tap = new HashTap();
     // Joined before anything awaits: a body that fails or closes early (a tool that died or was
     // cancelled at once) must fail the upload, which otherwise waits for its bytes forever.
     pipeline(body, tap).catch(() => undefined);
     try {
+      // Given up here (cancelled first, or the repository unreachable), the body is ended too: its source stops.
+      signal?.throwIfAborted();
       await this.abortStaleUploads(key);
       signal?.throwIfAborted();
     } catch (err) {

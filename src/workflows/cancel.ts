@@ -20,18 +20,24 @@ export async function together<T>(tasks: Array<() => Promise<T>>): Promise<T[]> 
 /**
  * Whether the run ended because it was cancelled. Also true when a cancelled
  * activity could not confirm (its worker had died) and ended by its heartbeat
- * timeout instead: the run was still cancelled, not failed. A failure of the
- * run's own making (an ApplicationFailure: writers that did not start again)
- * stays a failure.
+ * timeout instead: the run was still cancelled, not failed. A failure raised
+ * on purpose (an ApplicationFailure anywhere in the chain: writers that did
+ * not start again, also from a child run) stays a failure.
  */
 export function cancelledRun(err: unknown): boolean {
-  return isCancellation(err) || (CancellationScope.current().consideredCancelled && !(err instanceof ApplicationFailure));
+  return isCancellation(err) || (CancellationScope.current().consideredCancelled && !ownFailure(err));
 }
 
-/** The error a cancelled run ends with: a cancellation (the run shows as cancelled), whatever stopped the activity. */
+/** Whether an ApplicationFailure is anywhere in the chain: a failure someone raised on purpose (an activity's, a child run's), not a timeout. */
+function ownFailure(err: unknown): boolean {
+  for (let e = err as { cause?: unknown } | undefined; e; e = e.cause as typeof e) if (e instanceof ApplicationFailure) return true;
+  return false;
+}
+
+/** The error a cancelled run ends with: a cancellation (the run shows as cancelled), whatever stopped the cancelled step. */
 export function asCancellation(err: unknown): unknown {
   if (isCancellation(err)) return err;
   let e = err as { message?: string; cause?: unknown };
   while (e.cause) e = e.cause as typeof e; // the innermost says what happened (e.g. a heartbeat timeout)
-  return new CancelledFailure(`cancelled; the cancelled activity did not confirm: ${e.message ?? String(err)}`);
+  return new CancelledFailure(`cancelled; the cancelled step could not confirm it stopped: ${e.message ?? String(err)}`);
 }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { resolveSecret } from '../../config';
@@ -48,10 +49,17 @@ export class PgConn {
     }
   }
 
-  /** Cancels what `c`'s session runs (pg_cancel_backend, from a session of its own), then closes it. */
+  /**
+   * Cancels what `c`'s session runs (pg_cancel_backend, from a session of its
+   * own), then closes it. The close comes within 5 s whatever the server does:
+   * a server that does not answer must not keep a cancelled run waiting.
+   */
   private async cancelSession(c: Client): Promise<void> {
     const pid = (c as unknown as { processID?: number }).processID;
-    if (pid) await this.withClient(this.s.maintenanceDatabase, (k) => k.query('SELECT pg_cancel_backend($1)', [pid])).catch(() => undefined);
+    if (pid) {
+      const asked = this.withClient(this.s.maintenanceDatabase, (k) => k.query('SELECT pg_cancel_backend($1)', [pid])).catch(() => undefined);
+      await Promise.race([asked, sleep(5_000, undefined, { ref: false })]);
+    }
     await c.end().catch(() => undefined);
   }
 
