@@ -1,3 +1,4 @@
+import { addAbortListener } from 'node:events';
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
@@ -101,9 +102,8 @@ async function unzstdInto(what: string, cli: string, feed: Feed, stdin: Writable
     z.on('error', (err) => resolve({ code: null, sig: null, err }));
   });
   const stop = () => z.kill('SIGKILL');
-  // A cancel that came before zstd started must stop it too: an aborted signal never fires again.
-  if (signal.aborted) stop();
-  else signal.addEventListener('abort', stop, { once: true });
+  // A cancel that came before zstd started stops it too.
+  const listening = addAbortListener(signal, stop);
   // A pipe that closed says nothing of who closed it (zstd died, or the repository's stream ended early): zstd's exit tells.
   const closed = (e: unknown) => ['EPIPE', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED'].includes((e as NodeJS.ErrnoException).code ?? '');
   try {
@@ -125,7 +125,7 @@ async function unzstdInto(what: string, cli: string, feed: Feed, stdin: Writable
     if (fed !== undefined && /premature end/i.test(tail)) throw new LifeboatError('StreamFailed', `reading ${what} from the repository ended early; the next attempt reads it again`, false);
     if (code !== 0) throw new LifeboatError('ArtifactUnreadable', `${what} does not decompress (zstd: ${tail.trim() || `exit ${code ?? sig}`}): the archive is damaged`);
   } finally {
-    signal.removeEventListener('abort', stop);
+    listening[Symbol.dispose]();
     if (z.exitCode === null && z.signalCode === null) stop();
   }
 }

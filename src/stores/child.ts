@@ -1,3 +1,4 @@
+import { addAbortListener } from 'node:events';
 import { spawn, type ChildProcess, type ChildProcessByStdio } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -101,9 +102,9 @@ function start(run: ToolRun, stdin: 'pipe' | 'ignore'): Started {
     child.on('error', () => resolve({ code: null, sig: null }));
   });
   const stop = () => killTree(child);
-  if (run.signal.aborted) stop();
-  else run.signal.addEventListener('abort', stop, { once: true });
-  void exited.then(() => run.signal.removeEventListener('abort', stop));
+  // Also when the signal was aborted already (a plain 'abort' listener would never fire then).
+  const listening = addAbortListener(run.signal, stop);
+  void exited.then(() => listening[Symbol.dispose]());
   return { child, exited, stop };
 }
 

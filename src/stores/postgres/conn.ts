@@ -1,3 +1,4 @@
+import { addAbortListener } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
@@ -38,13 +39,11 @@ export class PgConn {
     } catch (err) {
       throw this.describeConnectError(err, database);
     }
-    const stop = () => void this.cancelSession(c);
-    if (signal?.aborted) stop();
-    else signal?.addEventListener('abort', stop, { once: true });
+    const listening = signal && addAbortListener(signal, () => void this.cancelSession(c));
     try {
       return await fn(c);
     } finally {
-      signal?.removeEventListener('abort', stop);
+      listening?.[Symbol.dispose]();
       await c.end().catch(() => undefined);
     }
   }

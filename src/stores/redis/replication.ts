@@ -1,3 +1,4 @@
+import { addAbortListener } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { LifeboatError } from '../../errors';
@@ -88,8 +89,7 @@ export async function syncRdb(ep: RedisEndpoint, o: SyncOptions): Promise<Readab
   socket.on('close', () => fail(new LifeboatError('StreamFailed', `${ep.where}: the connection closed during the replication handshake`, false)));
   socket.setTimeout(o.idleSeconds * 1000, () => socket.destroy(new LifeboatError('StreamFailed', `${ep.where}: nothing arrived for ${o.idleSeconds}s during SYNC (raise syncTimeoutSeconds for a server that forks slowly)`, false)));
   const onAbort = () => socket.destroy(new LifeboatError('Cancelled', `SYNC with ${ep.where} was cancelled`, false));
-  if (o.signal.aborted) onAbort();
-  else o.signal.addEventListener('abort', onAbort, { once: true });
+  const listening = addAbortListener(o.signal, onAbort);
   const ask = async (what: string, ...args: string[]) => {
     socket.write(command(...args));
     const reply = await lines.line();
@@ -125,9 +125,9 @@ export async function syncRdb(ep: RedisEndpoint, o: SyncOptions): Promise<Readab
     if (!m) throw new LifeboatError('StreamFailed', `${ep.where} answered SYNC with ${JSON.stringify(header.slice(0, 80))} instead of an RDB payload header`, false);
     const diskless = m[1] !== undefined;
     o.onFraming?.({ diskless, bytes: diskless ? undefined : Number(m[2]), rdbOnly });
-    return payloadStream(socket, lines.detach(), diskless ? { mark: Buffer.from(m[1]!, 'latin1') } : { bytes: Number(m[2]) }, ep, o.idleSeconds * 1000, () => o.signal.removeEventListener('abort', onAbort));
+    return payloadStream(socket, lines.detach(), diskless ? { mark: Buffer.from(m[1]!, 'latin1') } : { bytes: Number(m[2]) }, ep, o.idleSeconds * 1000, () => listening[Symbol.dispose]());
   } catch (err) {
-    o.signal.removeEventListener('abort', onAbort);
+    listening[Symbol.dispose]();
     socket.destroy();
     throw err;
   }

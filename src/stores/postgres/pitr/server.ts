@@ -1,3 +1,4 @@
+import { setTimeout as wait } from 'node:timers/promises';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ArchiverStatus } from '../../../domain/pitr';
@@ -12,12 +13,8 @@ import type { PitrSpec } from './conf';
 import { pitrPaths } from './conf';
 import { asOwner } from './run';
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-  });
+/** Waits `ms`, or less when `signal` aborts (at once if it already has); never rejects: callers check the signal. */
+const sleep = (ms: number, signal: AbortSignal) => wait(ms, undefined, { signal }).catch(() => undefined);
 
 /** The server's archiver (pg_stat_archiver) and, given the repository's newest segment, whether its last segment is there. */
 export async function archiverStatus(conn: PgConn, database: string, repositoryMax: string | undefined): Promise<ArchiverStatus> {
