@@ -34,10 +34,11 @@ function ownFailure(err: unknown): boolean {
   return false;
 }
 
-/** The error a cancelled run ends with: a cancellation (the run shows as cancelled), whatever stopped the cancelled step. */
+/**
+ * The error a cancelled run ends with: a cancellation, so the run shows as
+ * cancelled, whatever stopped the cancelled step. (Temporal keeps no message
+ * for a cancelled run; the history shows what ended the step.)
+ */
 export function asCancellation(err: unknown): unknown {
-  if (isCancellation(err)) return err;
-  let e = err as { message?: string; cause?: unknown };
-  while (e.cause) e = e.cause as typeof e; // the innermost says what happened (e.g. a heartbeat timeout)
-  return new CancelledFailure(`cancelled; the cancelled step could not confirm it stopped: ${e.message ?? String(err)}`);
+  return isCancellation(err) ? err : new CancelledFailure('cancelled; the cancelled step could not confirm it stopped');
 }
