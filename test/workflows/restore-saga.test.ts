@@ -163,7 +163,7 @@ test('writers are started again after a failed restore, the database keeps its r
 });
 
 /** A start-writers hook that logs 'start' and how many processes of the slow migration still run as it starts, then takes 2 s. */
-const startAfterMigration: Hook = {
+const startAfterMigration = (file: string): Hook => ({
   command: [
     process.execPath,
     '-e',
@@ -171,15 +171,15 @@ const startAfterMigration: Hook = {
      const running = execSync("pgrep -f 'migrate-slow[l]y' || true", { encoding: 'utf8' }).trim().split('\\n').filter(Boolean);
      fs.appendFileSync(process.argv[1], 'start running=' + running.length + ' ' + JSON.stringify({ LIFEBOAT_OUTCOME: process.env.LIFEBOAT_OUTCOME }) + '\\n');
      setTimeout(() => undefined, 2000);`,
-    '__LOG__',
+    file,
   ],
   timeoutSeconds: 30,
   retries: 0,
-};
+});
 
 test('writers are started again after a cancelled restore, once the cancelled hook has stopped, and the target stays locked until they are', async () => {
   const backupId = await backup();
-  const slowMigration = withTarget(config, { hooks: { stopWriters: [note('stop')], startWriters: [{ ...startAfterMigration, command: startAfterMigration.command.map((a) => (a === '__LOG__' ? log : a)) }], postRestore: [note('migrate-slowly', { sleepMs: 20_000 })] } });
+  const slowMigration = withTarget(config, { hooks: { stopWriters: [note('stop')], startWriters: [startAfterMigration(log)], postRestore: [note('migrate-slowly', { sleepMs: 20_000 })] } });
   await withHarness(slowMigration, async () => {
     await rm(log, { force: true });
     const { handle, result } = await start('restoreWorkflow', { backupId, yes: true });
