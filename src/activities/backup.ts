@@ -34,7 +34,7 @@ export function backupActivities(d: Deps) {
           const file = encryption === 'age' ? `${plainFile}.age` : plainFile;
           const key = artifactKey(input.target, input.backupId, file);
           const r = await d.repo();
-          let stored = { bytes: 0, sha256: '', plaintextBytes: 0 };
+          let stored = { bytes: 0, sha256: '', plaintextBytes: 0, blocks: { size: 0, sha256: '' } };
           await store.backup(ctx, input.item, async (plaintext) => {
             stored = await storeArtifact(r, key, plaintext, d.config.encryption, ctx.signal, (n) => ctx.progress({ stage: 'upload', item: input.item.item, bytes: n, totalBytes: input.item.estimatedBytes }), compression);
           });
@@ -48,6 +48,7 @@ export function backupActivities(d: Deps) {
             ...(compression.algorithm === 'zstd' ? { compression: 'zstd' as const } : {}),
             bytes: stored.bytes,
             sha256: stored.sha256,
+            blocks: stored.blocks,
             seconds: seconds(started),
             plaintextBytes: stored.plaintextBytes,
             // A store may add facts to the item while it backs it up.

@@ -5,7 +5,7 @@ import type { ArtifactRecord, Manifest } from '../domain/manifest';
 import { validateName, validateSubPrefix } from '../domain/names';
 import type { PlannedArtifact, RestoreInput, RestorePlan, TargetPlan, TargetVerification } from '../domain/plan';
 import { LifeboatError, messageOf } from '../errors';
-import { loadIdentities, readArtifact, verifyArtifact } from '../repo/artifacts';
+import { loadIdentities, readArtifact, readBlockList, verifyArtifact } from '../repo/artifacts';
 import { readManifest } from '../repo/catalog';
 import { openStore, type BackupItem } from '../stores';
 import { waitReady } from '../stores/hooks';
@@ -53,7 +53,11 @@ export function restoreActivities(d: Deps) {
           }
           const artifacts: PlannedArtifact[] = m.artifacts
             .filter((a) => !only || only.includes(a.name))
-            .map((a) => ({ file: a.file, item: a.item, name: a.name, into: validateName('restore name', renames[a.name] ?? a.name), bytes: a.bytes }));
+            .map((a) => {
+              const into = validateName('restore name', renames[a.name] ?? a.name);
+              const streamed = into !== a.name && a.blocks !== undefined && store.createsNew?.(itemOf(a)) === true;
+              return { file: a.file, item: a.item, name: a.name, into, bytes: a.bytes, ...(streamed ? { streamed: true as const } : {}) };
+            });
           const sub = input.subPrefix?.[target];
           if (sub !== undefined && store.kind !== 'bucket') {
             throw new LifeboatError('ConfigError', `target '${target}' is a ${store.kind} target: only bucket targets restore a sub-prefix`);
@@ -124,28 +128,65 @@ export function restoreActivities(d: Deps) {
     /**
      * Drops and recreates `into`, then restores the artifact: the very object
      * the verify pass read (`pin`). Idempotent: a retry starts from a clean database.
+     *
+     * `streamed` (the plan's, for a new name): no verify pass came first. The
+     * store creates `into` without dropping anything and gets only blocks that
+     * match the signed block list. If `into` exists after all (a retry finds
+     * the copy a failed attempt left, or someone made it meanwhile), or the
+     * block list does not read, the whole artifact is verified first and the
+     * ordinary restore (which drops `into`) follows.
      */
-    async restoreItem(input: { target: string; backupId: string; file: string; into: string; subPrefix?: string; pin?: string; owner?: string; allowUnsigned?: boolean }): Promise<{ seconds: number }> {
+    async restoreItem(input: { target: string; backupId: string; file: string; into: string; subPrefix?: string; pin?: string; owner?: string; allowUnsigned?: boolean; streamed?: boolean }): Promise<{ seconds: number }> {
       const store = openStore(d.config, input.target);
       return inActivity(
         store,
         async (ctx) => {
           const started = performance.now();
-          const { record } = await artifactOf(input.target, input.backupId, input.file, input.allowUnsigned);
+          const { manifest, record } = await artifactOf(input.target, input.backupId, input.file, input.allowUnsigned);
           const identities = await loadIdentities(d.config.encryption);
+          const repo = await d.repo();
+          const key = artifactKey(input.target, input.backupId, input.file);
+          const into = validateName('restore name', input.into);
           // Progress in stored bytes, the unit of the plan's total (the plaintext may be much larger).
-          const onStored = (n: number) => ctx.progress({ stage: 'restore', item: record.item, bytes: n, totalBytes: record.bytes });
-          const plaintext = await readArtifact(await d.repo(), artifactKey(input.target, input.backupId, input.file), record, identities, ctx.signal, input.pin, onStored);
+          const onStoredBytes = (n: number) => ctx.progress({ stage: 'restore', item: record.item, bytes: n, totalBytes: record.bytes });
           const options = {
             ...(input.subPrefix !== undefined ? { subPrefix: validateSubPrefix(input.subPrefix) } : {}),
             ...(input.owner ? { owner: validateName('owner', input.owner) } : {}),
           };
-          try {
-            await store.restore(ctx, itemOf(record), validateName('restore name', input.into), plaintext, options);
-          } finally {
-            // A restore that failed before it read (the database could not be created) releases the repository read.
-            plaintext.destroy();
+          const restoreFrom = async (plaintext: Readable, extra: { createOnly?: boolean }) => {
+            try {
+              await store.restore(ctx, itemOf(record), into, plaintext, { ...options, ...extra });
+            } finally {
+              // A restore that failed before it read (the database could not be created) releases the repository read.
+              plaintext.destroy();
+            }
+          };
+          let pin = input.pin;
+          if (input.streamed && store.createsNew?.(itemOf(record))) {
+            const blocks = await readBlockList(repo, key, record).catch((err: unknown) => {
+              ctx.log.warn(`the block list of ${repo.url(key)} does not read (${messageOf(err)}): verifying the whole artifact before the restore instead`, { target: input.target });
+              return undefined;
+            });
+            if (blocks) {
+              try {
+                await restoreFrom(await readArtifact(repo, key, record, identities, { signal: ctx.signal, onStoredBytes, blocks }), { createOnly: true });
+                return { seconds: seconds(started) };
+              } catch (err) {
+                if (!(err instanceof LifeboatError && err.type === 'AlreadyExists')) throw err;
+                ctx.log.info(`${messageOf(err)}: verifying the artifact before it is replaced`, { target: input.target });
+              }
+            }
+            ctx.progress({ stage: 'verify', item: input.file });
+            pin = (
+              await verifyArtifact(repo, key, record, identities, {
+                onBytes: (n) => ctx.progress({ stage: 'verify', item: input.file, bytes: n, totalBytes: record.bytes }),
+                signal: ctx.signal,
+                sealedFor: manifest.encryption.recipients,
+                decode: false,
+              })
+            ).pin;
           }
+          await restoreFrom(await readArtifact(repo, key, record, identities, { signal: ctx.signal, pin, onStoredBytes }), {});
           return { seconds: seconds(started) };
         },
         await d.scope(input.target),
@@ -161,7 +202,7 @@ export function restoreActivities(d: Deps) {
         async (ctx) => {
           if (!store.preview) return [];
           const { record } = await artifactOf(input.target, input.backupId, input.file, input.allowUnsigned);
-          const plaintext = await readArtifact(await d.repo(), artifactKey(input.target, input.backupId, input.file), record, await loadIdentities(d.config.encryption), ctx.signal);
+          const plaintext = await readArtifact(await d.repo(), artifactKey(input.target, input.backupId, input.file), record, await loadIdentities(d.config.encryption), { signal: ctx.signal });
           return store.preview(ctx, itemOf(record), validateName('restore name', input.into), plaintext, input.subPrefix !== undefined ? { subPrefix: validateSubPrefix(input.subPrefix) } : {});
         },
         await d.scope(input.target),

@@ -32,6 +32,14 @@ export function sidecarKey(key: string): string {
   return `${key}.sha256`;
 }
 
+/**
+ * The SHA-256 of each block of an artifact's stored bytes, one hex digest per
+ * line; the manifest records the block size and this list's own SHA-256.
+ */
+export function blocksKey(key: string): string {
+  return `${key}.blocks`;
+}
+
 /** A `sha256sum`-format line, so `sha256sum -c` works on a downloaded backup. */
 export function sidecarText(sha256: string, file: string): string {
   return `${sha256}  ${file}\n`;

@@ -18,6 +18,13 @@ export interface ArtifactRecord {
   compression?: 'zstd';
   bytes: number;
   sha256: string;
+  /**
+   * The stored bytes in blocks of `size`, each block's SHA-256 listed in the
+   * object beside the artifact (layout `blocksKey`), whose own SHA-256 this is:
+   * a restore into a new name authenticates each block as it streams instead
+   * of reading the artifact twice. Absent in backups made before it.
+   */
+  blocks?: { size: number; sha256: string };
   seconds: number;
   /** Bytes of the plaintext the store produced (before compression and encryption), when known. */
   plaintextBytes?: number;
@@ -73,6 +80,9 @@ export function parseManifest(text: string, where: string): Manifest {
     if (typeof art.sha256 !== 'string' || !SHA256.test(art.sha256)) fail(where, `artifact '${art.file}' has no valid sha256`);
     if (typeof art.bytes !== 'number' || art.bytes < 0) fail(where, `artifact '${art.file}' has no valid size`);
     if (art.encryption !== 'age' && art.encryption !== 'none') fail(where, `artifact '${art.file}' has unknown encryption`);
+    if (art.blocks !== undefined && !(Number.isSafeInteger(art.blocks.size) && art.blocks.size > 0 && typeof art.blocks.sha256 === 'string' && SHA256.test(art.blocks.sha256))) {
+      fail(where, `artifact '${art.file}' has an invalid block list`);
+    }
     if (art.compression !== undefined && art.compression !== 'zstd') fail(where, `artifact '${art.file}' has compression '${String(art.compression)}', which this lifeboat cannot read; upgrade lifeboat`);
   }
   return m as unknown as Manifest;

@@ -6,10 +6,11 @@ import { finished, pipeline } from 'node:stream/promises';
 import { readFile } from 'node:fs/promises';
 import type { EncryptionConfig } from '../config';
 import { openStream, parseIdentityFile, recipientFingerprint, sealStream } from '../crypto';
-import { sidecarKey, sidecarText } from '../domain/layout';
+import { blocksKey, sidecarKey, sidecarText } from '../domain/layout';
 import type { ArtifactRecord } from '../domain/manifest';
 import { LifeboatError } from '../errors';
 import type { CompressionConfig } from '../domain/compression';
+import { BLOCK_SIZE, BlockGate, BlockHasher, parseBlockList } from './blocks';
 import { compressor, decompressor } from './compress';
 import type { PutResult, Repository } from './types';
 import { routedZstd, zstdCli } from './unzstd';
@@ -26,12 +27,13 @@ export async function storeArtifact(
   signal?: AbortSignal,
   onBytes?: (plaintextBytes: number) => void,
   compression: CompressionConfig = { algorithm: 'none', level: 0 },
-): Promise<PutResult & { plaintextBytes: number }> {
-  const body = encryption ? sealStream(encryption.recipients) : new PassThrough();
+): Promise<PutResult & { plaintextBytes: number; blocks: { size: number; sha256: string } }> {
+  const sealed = encryption ? sealStream(encryption.recipients) : new PassThrough();
+  const body = new BlockHasher();
   let plaintextBytes = 0;
   const count = counter((n) => onBytes?.(n), (n) => (plaintextBytes = n));
   // Errors anywhere upstream destroy `body`, which fails the upload before it completes.
-  pipeline(plaintext, count, compressor(compression), body).catch(() => undefined);
+  pipeline(plaintext, count, compressor(compression), sealed, body).catch(() => undefined);
   let stored: PutResult;
   try {
     stored = await repo.put(key, body, signal);
@@ -42,8 +44,9 @@ export async function storeArtifact(
     body.destroy();
     throw err;
   }
+  const blocks = await repo.putText(blocksKey(key), body.list());
   await repo.putText(sidecarKey(key), sidecarText(stored.sha256, basename(key)));
-  return { ...stored, plaintextBytes };
+  return { ...stored, plaintextBytes, blocks: { size: BLOCK_SIZE, sha256: blocks.sha256 } };
 }
 
 export function fingerprints(encryption: EncryptionConfig | null): string[] {
@@ -93,30 +96,39 @@ class ChecksumGate extends Transform {
  * age reader holds back each chunk until it has authenticated it and knows
  * whether it is the last, so a consumer never gets bytes that fail either check
  * from the final chunk; callers that must touch nothing on failure run
- * `verifyArtifact` first.
+ * `verifyArtifact` first. With `blocks` (from `readBlockList`), each block of
+ * stored bytes is held back until it matches its listed SHA-256 instead, so no
+ * byte the backup did not write ever reaches the consumer.
  */
 export async function readArtifact(
   repo: Repository,
   key: string,
   record: ArtifactRecord,
   identities: string[],
-  signal?: AbortSignal,
-  pin?: string,
-  onStoredBytes?: (n: number) => void,
+  opts: { signal?: AbortSignal; pin?: string; onStoredBytes?: (n: number) => void; blocks?: readonly string[] } = {},
 ): Promise<Readable> {
   const url = repo.url(key);
-  const { body: stored } = await repo.open(key, { signal, pin });
+  const { body: stored } = await repo.open(key, { signal: opts.signal, pin: opts.pin });
   // Read lazily (below): a response cut before anyone reads it must keep its error, which Node's
   // HTTP client only records for a body that has an error listener.
   stored.on('error', () => undefined);
-  const gate = new ChecksumGate(url, record.sha256);
+  const gate = opts.blocks && record.blocks ? new BlockGate(url, record.blocks.size, opts.blocks) : new ChecksumGate(url, record.sha256);
   const opened = record.encryption === 'age' ? openStream(identities) : new PassThrough();
-  const feed = (sink: Writable) => pipeline(stored, counter(onStoredBytes), gate, opened, sink);
+  const feed = (sink: Writable) => pipeline(stored, counter(opts.onStoredBytes), gate, opened, sink);
   const cli = record.compression === 'zstd' ? zstdCli() : undefined;
   if (cli) return routedZstd(url, cli, feed, () => decompressor(record.compression, url), () => stored.destroy());
   const out = decompressor(record.compression, url);
   feed(out).catch(() => undefined);
   return out;
+}
+
+/**
+ * The artifact's block list, proven to be the one its manifest names;
+ * undefined for an artifact recorded without one (older backups).
+ */
+export async function readBlockList(repo: Repository, key: string, record: ArtifactRecord): Promise<string[] | undefined> {
+  if (!record.blocks) return undefined;
+  return parseBlockList(await repo.getText(blocksKey(key)), record.blocks, record.bytes, repo.url(blocksKey(key)));
 }
 
 function checksumError(url: string, expected: string, got: string): LifeboatError {

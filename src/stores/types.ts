@@ -80,6 +80,12 @@ export interface RestoreOptions {
   subPrefix?: string;
   /** The role that owns what is restored (postgres), instead of the owners in the backup. */
   owner?: string;
+  /**
+   * `into` must not exist yet: it is created and nothing is dropped; when it
+   * exists the restore fails with `AlreadyExists` and has changed nothing.
+   * Only for items whose store says `createsNew`.
+   */
+  createOnly?: boolean;
 }
 
 export interface MarkerCount {
@@ -111,6 +117,13 @@ export interface Store {
    * whatever a crashed attempt left and starts from a clean database.
    */
   restore(ctx: StoreContext, item: BackupItem, into: string, source: Readable, options?: RestoreOptions): Promise<void>;
+  /**
+   * Optional: whether `restore` of `item` honours `createOnly`. A restore of
+   * such an item into a new name destroys nothing, so it streams with each
+   * block of stored bytes authenticated on the way instead of after a whole
+   * verify pass (src/activities/restore.ts).
+   */
+  createsNew?(item: BackupItem): boolean;
   /** Where the drill seeds its markers, e.g. the target's first database. */
   drillName(): string;
   /** A valid name for a drill's scratch copy, unique per `token` (hex), e.g. `lifeboat_drill_1a2b3c4d`. */

@@ -109,6 +109,8 @@ async function restoreAll(
   progress.total(plan.bytes);
   for (const t of plan.targets) {
     for (const a of t.artifacts) {
+      // A new name is authenticated block by block as it streams (restoreItem); nothing is dropped for it.
+      if (a.streamed) continue;
       progress.set('verify', `${t.target}/${a.file}`);
       const v = await on(refs.get(t.target)!).transfer.verifyStoredArtifact({ target: t.target, backupId: plan.backupId, file: a.file, allowUnsigned: input.allowUnsigned });
       if (v.pin) pins.set(`${t.target}/${a.file}`, v.pin);
@@ -154,6 +156,7 @@ async function restoreTarget(
       ...(pins.has(`${t.target}/${a.file}`) ? { pin: pins.get(`${t.target}/${a.file}`) } : {}),
       ...ownerOf(input),
       allowUnsigned: input.allowUnsigned,
+      ...(a.streamed ? { streamed: true } : {}),
     });
     state.restored.push(`${t.target}/${a.into}`);
     progress.add(a.bytes, `${t.target}/${a.file}`);

@@ -1,12 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import type { Repository } from '../../src/repo';
 import { openRepository } from '../../src/repo';
-import { storeArtifact } from '../../src/repo/artifacts';
+import type { ArtifactRecord } from '../../src/domain/manifest';
+import { readArtifact, readBlockList, storeArtifact } from '../../src/repo/artifacts';
 import { LocalRepository } from '../../src/repo/local';
 import { testEnv } from '../helpers/env';
 
@@ -89,6 +90,54 @@ describe.each(kinds)('%s repository', (_name, open) => {
   it('names a missing object in its error', async () => {
     await expect(repo.get('t/missing.bin')).rejects.toMatchObject({ type: 'ArtifactNotFound', message: expect.stringMatching(/t\/missing\.bin does not exist$/) });
   });
+
+  it('lists the SHA-256 of each 4 MiB block; a read with the list passes only the blocks that match it', async () => {
+    const MiB = 1 << 20;
+    const data = randomBytes(10 * MiB + 123);
+    // Chunks that straddle the block edges.
+    const chunks = [data.subarray(0, 3 * MiB), data.subarray(3 * MiB, 5 * MiB + 1), data.subarray(5 * MiB + 1)];
+    const stored = await storeArtifact(repo, 't/blocks.bin', Readable.from(chunks), null);
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const want = [data.subarray(0, 4 * MiB), data.subarray(4 * MiB, 8 * MiB), data.subarray(8 * MiB)].map(sha);
+    const list = await repo.getText('t/blocks.bin.blocks');
+    expect(list).toBe(want.map((d) => `${d}\n`).join(''));
+    expect(stored.blocks).toEqual({ size: 4 * MiB, sha256: sha(Buffer.from(list)) });
+    const record: ArtifactRecord = { file: 'blocks.bin', item: 'test', name: 'test', format: 'bytes', encryption: 'none', bytes: stored.bytes, sha256: stored.sha256, blocks: stored.blocks, seconds: 0 };
+    const blocks = (await readBlockList(repo, 't/blocks.bin', record))!;
+    expect(blocks).toEqual(want);
+
+    /** What a reader got before the stream ended, and how it ended. */
+    const drain = async () => {
+      const got: Buffer[] = [];
+      const out = await readArtifact(repo, 't/blocks.bin', record, [], { blocks });
+      const err = await (async () => {
+        for await (const c of out) got.push(c as Buffer);
+      })().then(() => undefined, (e: unknown) => e);
+      return { got: Buffer.concat(got), err };
+    };
+    const whole = await drain();
+    expect(whole.err).toBeUndefined();
+    expect(whole.got.equals(data)).toBe(true);
+
+    // One bit flipped in the second block: the first block comes out whole, not one byte of the second.
+    const bad = Buffer.from(data);
+    bad.writeUInt8(bad.readUInt8(5 * MiB) ^ 1, 5 * MiB);
+    await repo.put('t/blocks.bin', Readable.from([bad]));
+    const tampered = await drain();
+    expect(tampered.err).toMatchObject({ type: 'ChecksumMismatch', message: expect.stringContaining(`failed its checksum at block 2 of 3 (bytes from ${4 * MiB})`) });
+    expect(tampered.got.equals(data.subarray(0, 4 * MiB))).toBe(true);
+
+    // Cut at a block's edge, or longer than listed: both fail at the end.
+    await repo.put('t/blocks.bin', Readable.from([data.subarray(0, 8 * MiB)]));
+    expect((await drain()).err).toMatchObject({ type: 'ChecksumMismatch', message: expect.stringContaining('ends after 2 of the 3 blocks the backup listed') });
+    await repo.put('t/blocks.bin', Readable.from([data, Buffer.from('more')]));
+    expect((await drain()).err).toMatchObject({ type: 'ChecksumMismatch' });
+
+    // A list that is not the one the manifest names is refused, whatever it says.
+    await repo.putText('t/blocks.bin.blocks', want.slice(0, 2).map((d) => `${d}\n`).join(''));
+    await expect(readBlockList(repo, 't/blocks.bin', record)).rejects.toMatchObject({ type: 'ChecksumMismatch', message: expect.stringContaining("block list '") });
+    await repo.delete(['t/blocks.bin', 't/blocks.bin.blocks', 't/blocks.bin.sha256']);
+  }, 60_000);
 
   it('writes a sidecar that sha256sum -c accepts on the downloaded artifact', async () => {
     const stored = await storeArtifact(repo, 't/app.dump.age', Readable.from([Buffer.from('dump bytes')]), env.config.encryption);

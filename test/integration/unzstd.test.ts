@@ -60,7 +60,7 @@ async function store(name: string, frame: Buffer): Promise<ArtifactRecord> {
 }
 
 const zstd = (b: Buffer) => zstdCompressSync(b, { params: { [constants.ZSTD_c_checksumFlag]: 1 } });
-const open = (rec: ArtifactRecord, signal?: AbortSignal) => readArtifact(repo, rec.file, rec, [identity], signal);
+const open = (rec: ArtifactRecord, signal?: AbortSignal) => readArtifact(repo, rec.file, rec, [identity], { signal });
 const run = (args: string[], signal = new AbortController().signal): ToolRun => ({ tool: 'restore-tool', path: '/bin/sh', args: ['-c', ...args], signal });
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const zstdRuns = async () => (await readFile(ranFile, 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);

@@ -121,10 +121,10 @@ test('killed mid-backup and mid-restore, the in-place drill completes with every
   expect(r.stores[0]!.markers).toMatchObject({ expected: 113, found: 113, unexpected: 0 });
   expect(await points()).toBe(POINTS);
 
-  // The repository holds the one artifact, its sidecar and the manifest; no spool folder and no influxd is left.
+  // The repository holds the one artifact, its two sidecars and the manifest; no spool folder and no influxd is left.
   const repo = await openRepository(env.config);
   const files = (await repo.list(`metrics-influx/${r.backupId}`)).map((e) => e.name).sort();
-  expect(files).toEqual([`${db}.influxdb.tar.zst.age`, `${db}.influxdb.tar.zst.age.sha256`, 'manifest.json', 'manifest.json.sig']);
+  expect(files).toEqual([`${db}.influxdb.tar.zst.age`, `${db}.influxdb.tar.zst.age.blocks`, `${db}.influxdb.tar.zst.age.sha256`, 'manifest.json', 'manifest.json.sig']);
   await deleteBackup(repo, 'metrics-influx', r.backupId); // 200 MB the next run does not need
   expect(await readdir(spoolDir)).toEqual([]);
   for (let i = 0; i < 600 && (await influxdChildren()).length; i++) await new Promise((res) => setTimeout(res, 100));

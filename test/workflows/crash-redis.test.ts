@@ -41,7 +41,7 @@ async function expectCleanRepository(backupId: string): Promise<void> {
   const repo = await openRepository(env.config);
   const files = (await repo.list(`cache-redis/${backupId}`)).map((e) => e.name).sort();
   const signed = env.config.signing?.keyFile ? ['manifest.json.sig'] : [];
-  expect(files).toEqual(['dump.rdb.zst.age', 'dump.rdb.zst.age.sha256', 'manifest.json', ...signed]);
+  expect(files).toEqual(['dump.rdb.zst.age', 'dump.rdb.zst.age.blocks', 'dump.rdb.zst.age.sha256', 'manifest.json', ...signed]);
   const cfg = env.config.repository as S3RepositoryConfig;
   const open = await (await s3Client(cfg)).send(new ListMultipartUploadsCommand({ Bucket: cfg.bucket, Prefix: `${cfg.prefix}/` }));
   expect(open.Uploads ?? []).toEqual([]);

@@ -11,7 +11,7 @@ import { s3Client } from '../../src/repo/s3';
 import { writeConfigFile } from '../helpers/config-file';
 import { CRASH_HEARTBEAT_TIMEOUT, CrashWorker } from '../helpers/crash';
 import { testEnv } from '../helpers/env';
-import { countRows, createDatabase, dropDatabase, pg } from '../helpers/pg';
+import { countRows, createDatabase, databaseExists, dropDatabase, pg } from '../helpers/pg';
 
 /**
  * Kill -9 a real worker process in the middle of a backup and of a restore,
@@ -30,15 +30,15 @@ const workers = new CrashWorker(() => configFile);
 async function expectCleanRepository(backupId: string): Promise<void> {
   const repo = await openRepository(env.config);
   const files = (await repo.list(`app-pg/${backupId}`)).map((e) => e.name).sort();
-  expect(files).toEqual(['globals.sql.zst.age', 'globals.sql.zst.age.sha256', 'manifest.json', 'manifest.json.sig', `${db}.dump.zst.age`, `${db}.dump.zst.age.sha256`].sort());
+  expect(files).toEqual(['globals.sql.zst.age', 'globals.sql.zst.age.blocks', 'globals.sql.zst.age.sha256', 'manifest.json', 'manifest.json.sig', `${db}.dump.zst.age`, `${db}.dump.zst.age.blocks`, `${db}.dump.zst.age.sha256`].sort());
   const cfg = env.config.repository as S3RepositoryConfig;
   const open = await (await s3Client(cfg)).send(new ListMultipartUploadsCommand({ Bucket: cfg.bucket, Prefix: `${cfg.prefix}/` }));
   expect(open.Uploads ?? []).toEqual([]);
 }
 
-async function drill(): Promise<{ id: string; handle: WorkflowHandle }> {
+async function drill(mode: 'in-place' | 'scratch' = 'in-place'): Promise<{ id: string; handle: WorkflowHandle }> {
   const id = `drill/${env.taskQueue}/${randomBytes(3).toString('hex')}`;
-  return { id, handle: await workers.client.workflow.start('drillWorkflow', { taskQueue: env.taskQueue, workflowId: id, args: [{ mode: 'in-place' }] }) };
+  return { id, handle: await workers.client.workflow.start('drillWorkflow', { taskQueue: env.taskQueue, workflowId: id, args: [{ mode }] }) };
 }
 
 beforeAll(async () => {
@@ -76,5 +76,22 @@ test('killed as the dump starts and in the middle of verifying, the drill comple
   expect(r.ok).toBe(true);
   expect(r.stores[0]!.markers.found).toBe(137);
   expect(await countRows(env.config, db, 'events')).toBe(ROWS);
+  await expectCleanRepository(r.backupId);
+});
+
+test('killed while a scratch copy streams in (no verify pass before it), the retry verifies, replaces the half-made copy, and the drill completes', async () => {
+  const before = await countRows(env.config, db, 'events');
+  const { id, handle } = await drill('scratch');
+  // The copy's name is new: the first attempt creates it and streams block-authenticated bytes into pg_restore.
+  await workers.crashAt(`${id}/restore`, 'restoreItem', (hb) => hb.stage === 'restore' && (hb.bytes ?? 0) > 4 << 20);
+  const r = (await handle.result()) as DrillResult;
+  expect(r.ok).toBe(true);
+  expect(r.stores[0]!.markers).toMatchObject({ expected: 137, found: 137 });
+  expect(await countRows(env.config, db, 'events')).toBe(before);
+  expect(await databaseExists(env.config, `lifeboat_drill_${r.nonce.replace(/-/g, '').slice(0, 8)}`)).toBe(false);
+  // A second attempt finished the restore: it found the copy the killed one had made, so it went the verify-then-replace way.
+  const { events } = await workers.client.workflow.getHandle(`${id}/restore`).fetchHistory();
+  const attempts = (events ?? []).filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+  expect(attempts).toContain(2);
   await expectCleanRepository(r.backupId);
 });

@@ -40,7 +40,7 @@ async function drill(mode: 'scratch' | 'in-place'): Promise<{ id: string; handle
 
 async function expectCleanRepository(backupId: string): Promise<void> {
   const repo = await openRepository(env.config);
-  expect((await repo.list(`${T}/${backupId}`)).map((e) => e.name).sort()).toEqual(['manifest.json', 'manifest.json.sig', 'snapshot.snap.age', 'snapshot.snap.age.sha256']);
+  expect((await repo.list(`${T}/${backupId}`)).map((e) => e.name).sort()).toEqual(['manifest.json', 'manifest.json.sig', 'snapshot.snap.age', 'snapshot.snap.age.blocks', 'snapshot.snap.age.sha256']);
   const cfg = env.config.repository as S3RepositoryConfig;
   const open = await (await s3Client(cfg)).send(new ListMultipartUploadsCommand({ Bucket: cfg.bucket, Prefix: `${cfg.prefix}/` }));
   expect(open.Uploads ?? []).toEqual([]);

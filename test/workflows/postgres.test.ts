@@ -1,4 +1,6 @@
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import type { WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { randomBytes } from 'node:crypto';
 import type { S3RepositoryConfig } from '../../src/config';
 import type { BackupResult, DrillResult, RestoreResult } from '../../src/domain/plan';
@@ -19,6 +21,29 @@ const newId = () => makeBackupId(new Date(), randomBytes(2).toString('hex'));
 
 const start = <T>(type: string, input: unknown) => h.start<T>(type, input);
 const run = <T>(type: string, input: unknown) => h.run<T>(type, input);
+
+/** The activity types a run scheduled, in order. */
+async function activitiesOf(handle: WorkflowHandle): Promise<Array<{ type: string; input: Record<string, unknown> }>> {
+  const { events } = await handle.fetchHistory();
+  const converter = defaultPayloadConverter;
+  return (events ?? [])
+    .filter((e) => e.activityTaskScheduledEventAttributes)
+    .map((e) => {
+      const a = e.activityTaskScheduledEventAttributes!;
+      return { type: a.activityType!.name!, input: converter.fromPayload<Record<string, unknown>>(a.input!.payloads![0]!) };
+    });
+}
+
+async function tamper(backupId: string, file: string, at: (length: number) => number): Promise<string> {
+  const repoCfg = config.repository as S3RepositoryConfig;
+  const s3 = await s3Client(repoCfg);
+  const key = `${repoCfg.prefix}/app-pg/${backupId}/${file}`;
+  const body = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: repoCfg.bucket, Key: key }))).Body!.transformToByteArray());
+  const i = at(body.length);
+  body.writeUInt8(body.readUInt8(i) ^ 0x01, i);
+  await s3.send(new PutObjectCommand({ Bucket: repoCfg.bucket, Key: key, Body: body }));
+  return `s3://${repoCfg.bucket}/${key}`;
+}
 
 beforeAll(async () => {
   h = await startHarness(config);
@@ -78,21 +103,74 @@ test('backup writes artifacts with sidecars and the manifest; restore puts lost 
 test('a tampered artifact fails the restore with the checksum message, and the database keeps its rows', async () => {
   const backupId = newId();
   await run<BackupResult>('backupWorkflow', { targets: ['app-pg'], backupId });
-  const repoCfg = config.repository as S3RepositoryConfig;
-  const s3 = await s3Client(repoCfg);
-  const key = `${repoCfg.prefix}/app-pg/${backupId}/${db}.dump.zst.age`;
-  const body = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: repoCfg.bucket, Key: key }))).Body!.transformToByteArray());
-  body.writeUInt8(body.readUInt8(body.length - 100) ^ 0x01, body.length - 100);
-  await s3.send(new PutObjectCommand({ Bucket: repoCfg.bucket, Key: key, Body: body }));
+  const url = await tamper(backupId, `${db}.dump.zst.age`, (n) => n - 100);
 
   await pg(config, db, (c) => c.query("INSERT INTO tenants (name) VALUES ('after-the-backup')"));
   const rows = await countRows(config, db);
   const m = await readManifest(await openRepository(config), 'app-pg', backupId, trustOf(config));
   const f = await failureOf(run('restoreWorkflow', { backupId, yes: true }));
   expect(f.type).toBe('ChecksumMismatch');
-  expect(f.message).toContain(`artifact 's3://${repoCfg.bucket}/${key}' failed its checksum (expected ${m.artifacts.find((a) => a.name === db)!.sha256}, got `);
+  expect(f.message).toContain(`artifact '${url}' failed its checksum (expected ${m.artifacts.find((a) => a.name === db)!.sha256}, got `);
   expect(f.message).toContain('it was not restored');
   expect(await countRows(config, db)).toBe(rows);
+});
+
+test('a restore into a new name streams each block authenticated, with no verify pass first; into a name that exists it verifies, then replaces it', async () => {
+  const backupId = newId();
+  await run<BackupResult>('backupWorkflow', { targets: ['app-pg'], backupId });
+  const m = await readManifest(await openRepository(config), 'app-pg', backupId, trustOf(config));
+  const art = m.artifacts.find((a) => a.name === db)!;
+  expect(art.blocks).toEqual({ size: 4 << 20, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+  const copy = `${db}_new_${randomBytes(2).toString('hex')}`;
+  try {
+    const rows = await countRows(config, db);
+    const input = { backupId, yes: true, only: { 'app-pg': [db] }, into: { 'app-pg': { [db]: copy } } };
+    const first = await start<RestoreResult>('restoreWorkflow', input);
+    await first.result;
+    expect(await countRows(config, copy)).toBe(rows);
+    const acts = await activitiesOf(first.handle);
+    expect(acts.map((a) => a.type)).not.toContain('verifyStoredArtifact');
+    expect(acts.find((a) => a.type === 'restoreItem')!.input).toMatchObject({ into: copy, streamed: true });
+
+    // The copy exists now (as after a failed attempt, or made by someone): it is verified whole before it is dropped.
+    await pg(config, copy, (c) => c.query("INSERT INTO tenants (name) VALUES ('only-in-the-copy')"));
+    await run<RestoreResult>('restoreWorkflow', input);
+    expect(await countRows(config, copy)).toBe(rows);
+
+    // A damaged block list only costs the verify pass.
+    await (await openRepository(config)).putText(`app-pg/${backupId}/${art.file}.blocks`, 'not the list\n');
+    await dropDatabase(config, copy);
+    await run<RestoreResult>('restoreWorkflow', input);
+    expect(await countRows(config, copy)).toBe(rows);
+  } finally {
+    await dropDatabase(config, copy);
+  }
+});
+
+test('a tampered artifact restored into a new name fails at its block: nothing unauthenticated reached pg_restore; into a name that exists, nothing is dropped', async () => {
+  const backupId = newId();
+  await run<BackupResult>('backupWorkflow', { targets: ['app-pg'], backupId });
+  const url = await tamper(backupId, `${db}.dump.zst.age`, (n) => n - 100);
+  const rows = await countRows(config, db);
+  const copy = `${db}_bad_${randomBytes(2).toString('hex')}`;
+  try {
+    const f = await failureOf(run('restoreWorkflow', { backupId, yes: true, only: { 'app-pg': [db] }, into: { 'app-pg': { [db]: copy } } }));
+    expect(f.type).toBe('ChecksumMismatch');
+    expect(f.message).toContain(`artifact '${url}' failed its checksum at block 1 of 1`);
+    expect(await countRows(config, db)).toBe(rows);
+    // The one block was held back whole: the new database was created, and not one object restored into it.
+    const tables = await pg(config, copy, (c) => c.query("SELECT count(*)::int AS n FROM pg_class WHERE relnamespace = 'public'::regnamespace"));
+    expect(tables.rows[0].n).toBe(0);
+
+    // Now the name exists: the whole artifact is verified before anything is dropped, and it is kept as it was.
+    await pg(config, copy, (c) => c.query("CREATE TABLE kept AS SELECT 'still here' AS note"));
+    const again = await failureOf(run('restoreWorkflow', { backupId, yes: true, only: { 'app-pg': [db] }, into: { 'app-pg': { [db]: copy } } }));
+    expect(again.type).toBe('ChecksumMismatch');
+    expect(again.message).toContain(`artifact '${url}' failed its checksum (expected `);
+    expect(await countRows(config, copy, 'kept')).toBe(1);
+  } finally {
+    await dropDatabase(config, copy);
+  }
 });
 
 test('a restore of a backup id that does not exist fails with a clear message', async () => {

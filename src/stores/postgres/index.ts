@@ -18,6 +18,9 @@ const DUMP_FORMAT = 'pg_dump-custom';
 /** What pg_dump/pg_restore print for failures that a retry cannot fix. */
 const PERMANENT_TOOL_ERRORS = /does not exist|password authentication failed|permission denied|no pg_hba\.conf entry|server version mismatch|input file does not appear to be a valid archive/;
 
+/** CREATE DATABASE of a name that exists. */
+const DUPLICATE_DATABASE = '42P04';
+
 /** SQLSTATEs that retrying cannot fix. */
 const PERMANENT_SQLSTATES = new Set(['28000', '28P01', '3D000', '42501', '42P01', '42601', '42704']);
 
@@ -157,14 +160,14 @@ export class PostgresStore implements Store {
     const noOwner = this.s.noOwner || owner !== undefined;
     const args = ['--exit-on-error', ...(noOwner ? ['--no-owner'] : []), ...(this.s.noPrivileges ? ['--no-acl'] : []), '--dbname', into];
     if (this.s.jobs <= 1) {
-      await this.recreate(ctx, into, facts, owner !== undefined);
+      await this.recreate(ctx, into, facts, owner !== undefined, options.createOnly);
       ctx.progress({ stage: 'restore', item: item.item });
       await this.conn.runTool(ctx, 'pg_restore', args, (run) => toolInput(run, source));
     } else {
       // The whole artifact is read (and authenticated) into the spool before the database is dropped.
       const spool = { signal: ctx.signal, log: ctx.log, onBytes: (bytes: number) => ctx.progress({ stage: 'spool', item: item.item, bytes }) };
       await withSpool(this.s.spoolDir, `${this.target}-${into}`, source, spool, async (path) => {
-        await this.recreate(ctx, into, facts, owner !== undefined);
+        await this.recreate(ctx, into, facts, owner !== undefined, options.createOnly);
         ctx.progress({ stage: 'restore', item: item.item });
         await this.conn.runTool(ctx, 'pg_restore', ['--jobs', String(this.s.jobs), ...args, path], toolText);
       });
@@ -176,9 +179,12 @@ export class PostgresStore implements Store {
     }
   }
 
-  /** Drops `into` and creates it empty, owned as in the backup (unless noOwner) or by the restore's owner. */
-  private async recreate(ctx: StoreContext, into: string, facts: Partial<DatabaseFacts>, ownerGiven = false): Promise<void> {
-    await this.drop(ctx, into);
+  /**
+   * Drops `into` and creates it empty, owned as in the backup (unless noOwner) or by the restore's owner.
+   * With `createOnly` nothing is dropped: an existing `into` is an `AlreadyExists` error.
+   */
+  private async recreate(ctx: StoreContext, into: string, facts: Partial<DatabaseFacts>, ownerGiven = false, createOnly = false): Promise<void> {
+    if (!createOnly) await this.drop(ctx, into);
     await this.conn.withClient(this.s.maintenanceDatabase, async (c) => {
       let owner = '';
       if ((ownerGiven || !this.s.noOwner) && facts.owner) {
@@ -187,7 +193,12 @@ export class PostgresStore implements Store {
         if (r.rows[0]?.ok) owner = ` OWNER ${c.escapeIdentifier(facts.owner)}`;
         else ctx.log.warn(`database '${into}' is created owned by ${this.s.user}, not by '${facts.owner}' as in the backup: ${this.s.user} may not create databases for that role`, { target: this.target });
       }
-      await c.query(`CREATE DATABASE ${c.escapeIdentifier(into)} TEMPLATE template0${owner}`);
+      try {
+        await c.query(`CREATE DATABASE ${c.escapeIdentifier(into)} TEMPLATE template0${owner}`);
+      } catch (err) {
+        if ((err as { code?: string }).code !== DUPLICATE_DATABASE) throw err;
+        throw new LifeboatError('AlreadyExists', `database '${into}' already exists on ${this.conn.server}; it was left as it was`);
+      }
     });
     const timescale = facts.extensions?.find((e) => e.name === 'timescaledb');
     if (timescale) {
@@ -197,6 +208,11 @@ export class PostgresStore implements Store {
         await c.query('SELECT timescaledb_pre_restore()');
       });
     }
+  }
+
+  /** A database dump (not the roles, which are server-wide) can be restored into a new database without dropping anything. */
+  createsNew(item: BackupItem): boolean {
+    return item.format === DUMP_FORMAT;
   }
 
   drillName(): string {
