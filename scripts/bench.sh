@@ -9,11 +9,12 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+PATH="$(bash scripts/node.sh):$PATH" # Node 24 LTS: the machine's own if new enough, else from the cache
 [ -d node_modules ] || npm ci --no-audit --no-fund >&2
 bash scripts/stack.sh up >&2
 eval "$(bash scripts/stack.sh env)"
 export PGPASSFILE="${PGPASSFILE:-$LIFEBOAT_STATE_DIR/secrets/pgpass}"
-export AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING=1 AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true # node 20 notice: noise here
+export AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING=1 AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true # the SDK's notices about Node versions: noise here
 
 OUT=$LIFEBOAT_STATE_DIR/bench-build
 mkdir -p "$OUT"

@@ -16,6 +16,17 @@ function itemOf(a: ArtifactRecord): BackupItem {
   return { item: a.item, name: a.name, file: a.file, format: a.format, meta: a.meta };
 }
 
+interface RestoreItemInput {
+  target: string;
+  backupId: string;
+  file: string;
+  into: string;
+  subPrefix?: string;
+  pin?: string;
+  owner?: string;
+  allowUnsigned?: boolean;
+}
+
 /** The restore's activities: plan, verify, drop, restore, checks. */
 export function restoreActivities(d: Deps) {
   async function artifactOf(target: string, backupId: string, file: string, allowUnsigned?: boolean): Promise<{ manifest: Manifest; record: ArtifactRecord }> {
@@ -23,6 +34,68 @@ export function restoreActivities(d: Deps) {
     const record = manifest.artifacts.find((a) => a.file === file);
     if (!record) throw new LifeboatError('ArtifactNotFound', `backup '${backupId}' of target '${target}' has no artifact '${file}'`);
     return { manifest, record };
+  }
+
+  /** One item into `into`: see restoreItem and restoreNewItem. */
+  async function restoreOne(input: RestoreItemInput, streamed: boolean): Promise<{ seconds: number }> {
+    const store = openStore(d.config, input.target);
+    return inActivity(
+      store,
+      async (ctx) => {
+        const started = performance.now();
+        const { manifest, record } = await artifactOf(input.target, input.backupId, input.file, input.allowUnsigned);
+        const identities = await loadIdentities(d.config.encryption);
+        const repo = await d.repo();
+        const key = artifactKey(input.target, input.backupId, input.file);
+        const into = validateName('restore name', input.into);
+        // Progress in stored bytes, the unit of the plan's total (the plaintext may be much larger).
+        const onStoredBytes = (n: number) => ctx.progress({ stage: 'restore', item: record.item, bytes: n, totalBytes: record.bytes });
+        const options = {
+          ...(input.subPrefix !== undefined ? { subPrefix: validateSubPrefix(input.subPrefix) } : {}),
+          ...(input.owner ? { owner: validateName('owner', input.owner) } : {}),
+        };
+        const restoreFrom = async (plaintext: Readable, extra: { createOnly?: boolean }) => {
+          try {
+            await store.restore(ctx, itemOf(record), into, plaintext, { ...options, ...extra });
+          } finally {
+            // A restore that failed before it read (the database could not be created) releases the repository read.
+            plaintext.destroy();
+          }
+        };
+        let pin = input.pin;
+        if (streamed) {
+          const blocks = store.createsNew?.(itemOf(record))
+            ? await readBlockList(repo, key, record).catch((err: unknown) => {
+                ctx.log.warn(`the block list of ${repo.url(key)} does not read (${messageOf(err)}): verifying the whole artifact before the restore instead`, { target: input.target });
+                return undefined;
+              })
+            : undefined;
+          if (blocks) {
+            try {
+              await restoreFrom(await readArtifact(repo, key, record, identities, { signal: ctx.signal, onStoredBytes, blocks }), { createOnly: true });
+              return { seconds: seconds(started) };
+            } catch (err) {
+              if (!(err instanceof LifeboatError && err.type === 'AlreadyExists')) throw err;
+              ctx.log.info(`${messageOf(err)}: verifying the artifact before it is replaced`, { target: input.target });
+            }
+          }
+          // Whatever kept it from streaming, nothing verified this artifact yet: do it before anything is dropped.
+          ctx.progress({ stage: 'verify', item: input.file });
+          pin = (
+            await verifyArtifact(repo, key, record, identities, {
+              onBytes: (n) => ctx.progress({ stage: 'verify', item: input.file, bytes: n, totalBytes: record.bytes }),
+              signal: ctx.signal,
+              sealedFor: manifest.encryption.recipients,
+              decode: false,
+            })
+          ).pin;
+        }
+        await restoreFrom(await readArtifact(repo, key, record, identities, { signal: ctx.signal, pin, onStoredBytes }), {});
+        return { seconds: seconds(started) };
+      },
+      await d.scope(input.target),
+      `${input.target}/${input.file}`,
+    );
   }
 
   return {
@@ -75,6 +148,9 @@ export function restoreActivities(d: Deps) {
             ...(notices.length ? { notice: notices.map((n) => n.text).join(' '), approvalRequired: notices.some((n) => n.approvalRequired) } : {}),
           });
         }
+        // Streaming without a verify pass is only for a restore that replaces nothing: with any target restored in
+        // place, every artifact is verified before the first drop (a damaged copy must not be found half-way).
+        if (targets.some((t) => t.mode === 'in-place')) for (const t of targets) for (const a of t.artifacts) delete a.streamed;
         if (targets.length === 0) {
           throw new LifeboatError('BackupNotFound', `backup '${input.backupId}' does not exist for any configured target (${names.join(', ')}) in ${r.url('')}; run 'lifeboat ls' to see the backups`);
         }
@@ -128,70 +204,23 @@ export function restoreActivities(d: Deps) {
     /**
      * Drops and recreates `into`, then restores the artifact: the very object
      * the verify pass read (`pin`). Idempotent: a retry starts from a clean database.
-     *
-     * `streamed` (the plan's, for a new name): no verify pass came first. The
-     * store creates `into` without dropping anything and gets only blocks that
-     * match the signed block list. If `into` exists after all (a retry finds
-     * the copy a failed attempt left, or someone made it meanwhile), or the
-     * block list does not read, the whole artifact is verified first and the
-     * ordinary restore (which drops `into`) follows.
      */
-    async restoreItem(input: { target: string; backupId: string; file: string; into: string; subPrefix?: string; pin?: string; owner?: string; allowUnsigned?: boolean; streamed?: boolean }): Promise<{ seconds: number }> {
-      const store = openStore(d.config, input.target);
-      return inActivity(
-        store,
-        async (ctx) => {
-          const started = performance.now();
-          const { manifest, record } = await artifactOf(input.target, input.backupId, input.file, input.allowUnsigned);
-          const identities = await loadIdentities(d.config.encryption);
-          const repo = await d.repo();
-          const key = artifactKey(input.target, input.backupId, input.file);
-          const into = validateName('restore name', input.into);
-          // Progress in stored bytes, the unit of the plan's total (the plaintext may be much larger).
-          const onStoredBytes = (n: number) => ctx.progress({ stage: 'restore', item: record.item, bytes: n, totalBytes: record.bytes });
-          const options = {
-            ...(input.subPrefix !== undefined ? { subPrefix: validateSubPrefix(input.subPrefix) } : {}),
-            ...(input.owner ? { owner: validateName('owner', input.owner) } : {}),
-          };
-          const restoreFrom = async (plaintext: Readable, extra: { createOnly?: boolean }) => {
-            try {
-              await store.restore(ctx, itemOf(record), into, plaintext, { ...options, ...extra });
-            } finally {
-              // A restore that failed before it read (the database could not be created) releases the repository read.
-              plaintext.destroy();
-            }
-          };
-          let pin = input.pin;
-          if (input.streamed && store.createsNew?.(itemOf(record))) {
-            const blocks = await readBlockList(repo, key, record).catch((err: unknown) => {
-              ctx.log.warn(`the block list of ${repo.url(key)} does not read (${messageOf(err)}): verifying the whole artifact before the restore instead`, { target: input.target });
-              return undefined;
-            });
-            if (blocks) {
-              try {
-                await restoreFrom(await readArtifact(repo, key, record, identities, { signal: ctx.signal, onStoredBytes, blocks }), { createOnly: true });
-                return { seconds: seconds(started) };
-              } catch (err) {
-                if (!(err instanceof LifeboatError && err.type === 'AlreadyExists')) throw err;
-                ctx.log.info(`${messageOf(err)}: verifying the artifact before it is replaced`, { target: input.target });
-              }
-            }
-            ctx.progress({ stage: 'verify', item: input.file });
-            pin = (
-              await verifyArtifact(repo, key, record, identities, {
-                onBytes: (n) => ctx.progress({ stage: 'verify', item: input.file, bytes: n, totalBytes: record.bytes }),
-                signal: ctx.signal,
-                sealedFor: manifest.encryption.recipients,
-                decode: false,
-              })
-            ).pin;
-          }
-          await restoreFrom(await readArtifact(repo, key, record, identities, { signal: ctx.signal, pin, onStoredBytes }), {});
-          return { seconds: seconds(started) };
-        },
-        await d.scope(input.target),
-        `${input.target}/${input.file}`,
-      );
+    async restoreItem(input: RestoreItemInput): Promise<{ seconds: number }> {
+      return restoreOne(input, false);
+    },
+
+    /**
+     * For an item the plan marked `streamed` (a new name, no verify pass came
+     * first): the store creates `into` without dropping anything and gets only
+     * blocks that match the signed block list. If `into` exists after all (a
+     * retry finds the copy a killed attempt left, or someone made it
+     * meanwhile), or the block list does not read, the whole artifact is
+     * verified first and the ordinary restore (which drops `into`) follows.
+     * An activity of its own, so a worker of an older version never takes it
+     * for a `restoreItem` that verified nothing.
+     */
+    async restoreNewItem(input: RestoreItemInput): Promise<{ seconds: number }> {
+      return restoreOne(input, true);
     },
 
     /** For a dry run: exactly what restoring the artifact into `into` would change, from stores that can tell (a bucket). Read-only. */

@@ -49,6 +49,13 @@ export interface Manifest {
 
 const SHA256 = /^[0-9a-f]{64}$/;
 
+/** The largest block a restore holds back (lifeboat writes 4 MiB). */
+const MAX_BLOCK = 64 << 20;
+
+function validBlocks(b: Record<string, unknown>): boolean {
+  return Number.isSafeInteger(b.size) && (b.size as number) > 0 && (b.size as number) <= MAX_BLOCK && typeof b.sha256 === 'string' && SHA256.test(b.sha256);
+}
+
 function fail(where: string, why: string): never {
   throw new LifeboatError('ManifestInvalid', `manifest ${where} is not valid: ${why}`);
 }
@@ -80,7 +87,8 @@ export function parseManifest(text: string, where: string): Manifest {
     if (typeof art.sha256 !== 'string' || !SHA256.test(art.sha256)) fail(where, `artifact '${art.file}' has no valid sha256`);
     if (typeof art.bytes !== 'number' || art.bytes < 0) fail(where, `artifact '${art.file}' has no valid size`);
     if (art.encryption !== 'age' && art.encryption !== 'none') fail(where, `artifact '${art.file}' has unknown encryption`);
-    if (art.blocks !== undefined && !(Number.isSafeInteger(art.blocks.size) && art.blocks.size > 0 && typeof art.blocks.sha256 === 'string' && SHA256.test(art.blocks.sha256))) {
+    const b = art.blocks as unknown;
+    if (b !== undefined && !(typeof b === 'object' && b !== null && validBlocks(b as Record<string, unknown>))) {
       fail(where, `artifact '${art.file}' has an invalid block list`);
     }
     if (art.compression !== undefined && art.compression !== 'zstd') fail(where, `artifact '${art.file}' has compression '${String(art.compression)}', which this lifeboat cannot read; upgrade lifeboat`);

@@ -1,8 +1,11 @@
 import { createHash } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { DRILLS_DIR, MANIFEST, artifactKey, blocksKey, sidecarKey, sidecarText } from '../domain/layout';
 import { validateBackupId, validateName } from '../domain/names';
 import { messageOf } from '../errors';
 import { readBlockList } from './artifacts';
+import { BLOCK_SIZE, BlockHasher } from './blocks';
 import { loadManifest } from './catalog';
 import type { Entry, Repository } from './types';
 
@@ -56,14 +59,20 @@ export interface CheckOptions {
   onBackup?: (b: BackupCheck) => void;
 }
 
-async function hashOf(repo: Repository, key: string): Promise<{ sha256: string; bytes: number }> {
+/** SHA-256 of a stored object, and its block list as a backup writes it. */
+async function hashOf(repo: Repository, key: string): Promise<{ sha256: string; bytes: number; blocks: string }> {
   const h = createHash('sha256');
+  const blocks = new BlockHasher();
   let bytes = 0;
-  for await (const chunk of await repo.get(key)) {
-    h.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  return { sha256: h.digest('hex'), bytes };
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      h.update(chunk);
+      bytes += chunk.length;
+      done();
+    },
+  });
+  await pipeline(await repo.get(key), blocks, sink);
+  return { sha256: h.digest('hex'), bytes, blocks: blocks.list() };
 }
 
 const isName = (s: string) => {
@@ -88,7 +97,7 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
   const result: CheckResult = { backups: [], problems: [], bytesRead: 0 };
   // Objects several backups share (pool objects) are read once.
   const sizes = new Map<string, Promise<number | undefined>>();
-  const hashes = new Map<string, Promise<{ sha256: string; bytes: number }>>();
+  const hashes = new Map<string, ReturnType<typeof hashOf>>();
   const sizeOf = (key: string, listed?: number) => {
     if (listed !== undefined) return Promise.resolve(listed);
     if (!sizes.has(key)) sizes.set(key, repo.size(key));
@@ -152,7 +161,13 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
             if (a.blocks) {
               // Without it a restore into a new name verifies the whole artifact first instead: slower, still safe.
               if (!listed.has(`${a.file}.blocks`)) b.problems.push(`${repo.url(blocksKey(key))} is missing`);
-              else await readBlockList(repo, key, a).catch((err: unknown) => b.problems.push(messageOf(err)));
+              else {
+                const list = await readBlockList(repo, key, a).catch((err: unknown) => void b.problems.push(messageOf(err)));
+                // With readData: the list (as signed) also matches the bytes, or every restore into a new name would fail.
+                if (list && opts.readData && a.blocks.size === BLOCK_SIZE && (await rehash(key)).blocks !== list.map((d) => `${d}\n`).join('')) {
+                  b.problems.push(`${repo.url(blocksKey(key))} does not match the artifact's bytes: a restore into a new name fails on it (one in place verifies the whole artifact instead)`);
+                }
+              }
             }
           }
           for (const r of (await opts.references?.(repo, target, backupId, files)) ?? []) {

@@ -57,8 +57,10 @@ async function restore(input: RestoreInput): Promise<RestoreResult> {
   const approvedBy = await approval.wait(what, input.approvalTimeoutSeconds ?? DEFAULT_APPROVAL_SECONDS, progress, workflowId, mustAsk.length > 0);
 
   // The world may have moved while the approval waited (a prune, a new manifest): restore only what was approved.
+  // `streamed` is how, not what: a plan made before a worker upgrade lacks it and is still the same plan (the first one goes on).
+  const planned = (p: RestorePlan) => JSON.stringify(p, (k, v: unknown) => (k === 'streamed' ? undefined : v));
   const again = await quick.planRestore(planInput);
-  if (JSON.stringify(again) !== JSON.stringify(plan)) {
+  if (planned(again) !== planned(plan)) {
     throw ApplicationFailure.nonRetryable(`the plan of backup '${backupId}' changed while the restore waited for approval; nothing was changed. Start the restore again to see the new plan`, 'PlanChanged');
   }
 
@@ -109,7 +111,7 @@ async function restoreAll(
   progress.total(plan.bytes);
   for (const t of plan.targets) {
     for (const a of t.artifacts) {
-      // A new name is authenticated block by block as it streams (restoreItem); nothing is dropped for it.
+      // A new name is authenticated block by block as it streams (restoreNewItem); nothing is dropped for it.
       if (a.streamed) continue;
       progress.set('verify', `${t.target}/${a.file}`);
       const v = await on(refs.get(t.target)!).transfer.verifyStoredArtifact({ target: t.target, backupId: plan.backupId, file: a.file, allowUnsigned: input.allowUnsigned });
@@ -147,7 +149,8 @@ async function restoreTarget(
   }
   for (const a of t.artifacts) {
     progress.set('restore', `${t.target}: ${a.name} -> ${a.into}`);
-    await transfer.restoreItem({
+    // A new name (streamed) goes to an activity of its own: an older worker, which would drop and restore unverified, never takes it.
+    await (a.streamed ? transfer.restoreNewItem : transfer.restoreItem)({
       target: t.target,
       backupId,
       file: a.file,
@@ -156,7 +159,6 @@ async function restoreTarget(
       ...(pins.has(`${t.target}/${a.file}`) ? { pin: pins.get(`${t.target}/${a.file}`) } : {}),
       ...ownerOf(input),
       allowUnsigned: input.allowUnsigned,
-      ...(a.streamed ? { streamed: true } : {}),
     });
     state.restored.push(`${t.target}/${a.into}`);
     progress.add(a.bytes, `${t.target}/${a.file}`);

@@ -56,6 +56,12 @@ describe('manifest', () => {
     expect(() => parseManifest(JSON.stringify({ ...good, artifacts: [{ ...art, sha256: 'xyz' }] }), 'm')).toThrow(/no valid sha256/);
     expect(() => parseManifest(JSON.stringify({ ...good, artifacts: [{ ...art, file: '../../etc/passwd' }] }), 'm')).toThrow(/not a valid name/);
     expect(() => parseManifest('{', 'm')).toThrow(/not JSON/);
+    // A block list: absent in older backups; when present, a sane block size and a SHA-256.
+    const blocks = { size: 4 << 20, sha256: 'c'.repeat(64) };
+    expect(parseManifest(JSON.stringify({ ...good, artifacts: [{ ...art, blocks }] }), 'm').artifacts[0]!.blocks).toEqual(blocks);
+    for (const bad of [null, 'x', { ...blocks, size: 0 }, { ...blocks, size: 1 << 30 }, { ...blocks, sha256: 'xyz' }]) {
+      expect(() => parseManifest(JSON.stringify({ ...good, artifacts: [{ ...art, blocks: bad }] }), 'm')).toThrow(/has an invalid block list/);
+    }
   });
 });
 

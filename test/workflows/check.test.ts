@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../../src/config';
-import { artifactKey, sidecarKey } from '../../src/domain/layout';
+import { artifactKey, blocksKey, sidecarKey } from '../../src/domain/layout';
 import { makeBackupId } from '../../src/domain/names';
 import { openRepository, type Repository } from '../../src/repo';
 import { readManifest } from '../../src/repo/catalog';
@@ -87,7 +87,7 @@ test('a repository as the backups wrote it is clean, with and without reading th
   expect(data.stdout).toMatch(/^no problems: 2 backup\(s\), .* read and hashed again$/m);
 });
 
-test('damage is found and named: a flipped byte only by --read-data; truncation, a wrong sidecar and a missing pool object by both', async () => {
+test('damage is found and named: a flipped byte only by --read-data; truncation, a wrong sidecar, a missing block list and a missing pool object by both', async () => {
   const m = await readManifest(repo, 'app-pg', pgBackup, anyTrust());
   const a = m.artifacts[0]!;
   const key = artifactKey('app-pg', pgBackup, a.file);
@@ -105,6 +105,7 @@ test('damage is found and named: a flipped byte only by --read-data; truncation,
 
   await put(key, original.subarray(0, original.length - 10));
   await put(sidecarKey(key), `${'0'.repeat(64)}  ${a.file}\n`);
+  await repo.delete([blocksKey(key)]);
   const pool = (await repo.list(`files/${POOL_DIR}`)).filter((e) => !e.dir);
   await repo.delete([`files/${POOL_DIR}/${pool[0]!.name}`]);
 
@@ -116,10 +117,11 @@ test('damage is found and named: a flipped byte only by --read-data; truncation,
   expect(problems('app-pg')).toEqual([
     `${repo.url(key)} is ${original.length - 10} bytes, the backup recorded ${a.bytes}`,
     `${repo.url(sidecarKey(key))} does not agree with the manifest (sha256 ${a.sha256})`,
+    `${repo.url(blocksKey(key))} is missing`,
   ]);
   expect(problems('files')).toEqual([`${repo.url(`files/${POOL_DIR}/${pool[0]!.name}`)} is missing`]);
 
   const human = await lifeboat('check');
   expect(human.code).toBe(1);
-  expect(human.stdout).toMatch(/^3 problem\(s\) in 2 of 2 backup\(s\)$/m);
+  expect(human.stdout).toMatch(/^4 problem\(s\) in 2 of 2 backup\(s\)$/m);
 });

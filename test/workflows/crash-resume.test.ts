@@ -83,7 +83,7 @@ test('killed while a scratch copy streams in (no verify pass before it), the ret
   const before = await countRows(env.config, db, 'events');
   const { id, handle } = await drill('scratch');
   // The copy's name is new: the first attempt creates it and streams block-authenticated bytes into pg_restore.
-  await workers.crashAt(`${id}/restore`, 'restoreItem', (hb) => hb.stage === 'restore' && (hb.bytes ?? 0) > 4 << 20);
+  await workers.crashAt(`${id}/restore`, 'restoreNewItem', (hb) => hb.stage === 'restore' && (hb.bytes ?? 0) > 4 << 20);
   const r = (await handle.result()) as DrillResult;
   expect(r.ok).toBe(true);
   expect(r.stores[0]!.markers).toMatchObject({ expected: 137, found: 137 });

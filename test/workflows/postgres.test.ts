@@ -130,12 +130,22 @@ test('a restore into a new name streams each block authenticated, with no verify
     expect(await countRows(config, copy)).toBe(rows);
     const acts = await activitiesOf(first.handle);
     expect(acts.map((a) => a.type)).not.toContain('verifyStoredArtifact');
-    expect(acts.find((a) => a.type === 'restoreItem')!.input).toMatchObject({ into: copy, streamed: true });
+    expect(acts.map((a) => a.type)).not.toContain('restoreItem');
+    expect(acts.find((a) => a.type === 'restoreNewItem')!.input).toMatchObject({ into: copy });
 
     // The copy exists now (as after a failed attempt, or made by someone): it is verified whole before it is dropped.
     await pg(config, copy, (c) => c.query("INSERT INTO tenants (name) VALUES ('only-in-the-copy')"));
     await run<RestoreResult>('restoreWorkflow', input);
     expect(await countRows(config, copy)).toBe(rows);
+
+    // With anything restored in place (here the roles), every artifact is verified before the first drop, the copy's too.
+    await dropDatabase(config, copy);
+    const mixed = await start<RestoreResult>('restoreWorkflow', { backupId, yes: true, into: { 'app-pg': { [db]: copy } } });
+    await mixed.result;
+    expect(await countRows(config, copy)).toBe(rows);
+    const mixedActs = await activitiesOf(mixed.handle);
+    expect(mixedActs.filter((a) => a.type === 'verifyStoredArtifact').map((a) => a.input.file)).toEqual(['globals.sql.zst.age', art.file]);
+    expect(mixedActs.map((a) => a.type)).not.toContain('restoreNewItem');
 
     // A damaged block list only costs the verify pass.
     await (await openRepository(config)).putText(`app-pg/${backupId}/${art.file}.blocks`, 'not the list\n');
@@ -147,7 +157,7 @@ test('a restore into a new name streams each block authenticated, with no verify
   }
 });
 
-test('a tampered artifact restored into a new name fails at its block: nothing unauthenticated reached pg_restore; into a name that exists, nothing is dropped', async () => {
+test('a tampered artifact restored into a new name fails at its block and leaves nothing; into a name that exists, nothing is dropped', async () => {
   const backupId = newId();
   await run<BackupResult>('backupWorkflow', { targets: ['app-pg'], backupId });
   const url = await tamper(backupId, `${db}.dump.zst.age`, (n) => n - 100);
@@ -158,11 +168,11 @@ test('a tampered artifact restored into a new name fails at its block: nothing u
     expect(f.type).toBe('ChecksumMismatch');
     expect(f.message).toContain(`artifact '${url}' failed its checksum at block 1 of 1`);
     expect(await countRows(config, db)).toBe(rows);
-    // The one block was held back whole: the new database was created, and not one object restored into it.
-    const tables = await pg(config, copy, (c) => c.query("SELECT count(*)::int AS n FROM pg_class WHERE relnamespace = 'public'::regnamespace"));
-    expect(tables.rows[0].n).toBe(0);
+    // The database this restore created (pg_restore never got a byte of the one block) is dropped again: nothing is left.
+    expect(await databaseExists(config, copy)).toBe(false);
 
-    // Now the name exists: the whole artifact is verified before anything is dropped, and it is kept as it was.
+    // Into a name that exists: the whole artifact is verified before anything is dropped, and the database is kept as it was.
+    await createDatabase(config, copy);
     await pg(config, copy, (c) => c.query("CREATE TABLE kept AS SELECT 'still here' AS note"));
     const again = await failureOf(run('restoreWorkflow', { backupId, yes: true, only: { 'app-pg': [db] }, into: { 'app-pg': { [db]: copy } } }));
     expect(again.type).toBe('ChecksumMismatch');

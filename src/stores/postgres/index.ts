@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { TargetConfig } from '../../config';
-import { LifeboatError } from '../../errors';
+import { LifeboatError, messageOf } from '../../errors';
 import { toolInput, toolText, withToolOutput } from '../child';
 import type { BackupItem, MarkerCount, ProbeResult, RestoreOptions, Store, StoreContext } from '../types';
 import { PgConn } from './conn';
@@ -159,23 +159,34 @@ export class PostgresStore implements Store {
     // With an owner, objects are created by lifeboat's user (--no-owner) and handed to the owner afterwards.
     const noOwner = this.s.noOwner || owner !== undefined;
     const args = ['--exit-on-error', ...(noOwner ? ['--no-owner'] : []), ...(this.s.noPrivileges ? ['--no-acl'] : []), '--dbname', into];
-    if (this.s.jobs <= 1) {
+    let created = false;
+    const recreate = async () => {
       await this.recreate(ctx, into, facts, owner !== undefined, options.createOnly);
-      ctx.progress({ stage: 'restore', item: item.item });
-      await this.conn.runTool(ctx, 'pg_restore', args, (run) => toolInput(run, source));
-    } else {
-      // The whole artifact is read (and authenticated) into the spool before the database is dropped.
-      const spool = { signal: ctx.signal, log: ctx.log, onBytes: (bytes: number) => ctx.progress({ stage: 'spool', item: item.item, bytes }) };
-      await withSpool(this.s.spoolDir, `${this.target}-${into}`, source, spool, async (path) => {
-        await this.recreate(ctx, into, facts, owner !== undefined, options.createOnly);
+      created = options.createOnly === true;
+    };
+    try {
+      if (this.s.jobs <= 1) {
+        await recreate();
         ctx.progress({ stage: 'restore', item: item.item });
-        await this.conn.runTool(ctx, 'pg_restore', ['--jobs', String(this.s.jobs), ...args, path], toolText);
-      });
-    }
-    if (facts.extensions?.some((e) => e.name === 'timescaledb')) await this.conn.withClient(into, (c) => c.query('SELECT timescaledb_post_restore()'), ctx.signal);
-    if (owner) {
-      const n = await this.conn.withClient(into, (c) => reassignRestored(c, this.s.user, owner), ctx.signal);
-      ctx.log.info(`database '${into}' and its ${n} objects are owned by '${owner}'`, { target: this.target });
+        await this.conn.runTool(ctx, 'pg_restore', args, (run) => toolInput(run, source));
+      } else {
+        // The whole artifact is read (and authenticated) into the spool before the database is dropped.
+        const spool = { signal: ctx.signal, log: ctx.log, onBytes: (bytes: number) => ctx.progress({ stage: 'spool', item: item.item, bytes }) };
+        await withSpool(this.s.spoolDir, `${this.target}-${into}`, source, spool, async (path) => {
+          await recreate();
+          ctx.progress({ stage: 'restore', item: item.item });
+          await this.conn.runTool(ctx, 'pg_restore', ['--jobs', String(this.s.jobs), ...args, path], toolText);
+        });
+      }
+      if (facts.extensions?.some((e) => e.name === 'timescaledb')) await this.conn.withClient(into, (c) => c.query('SELECT timescaledb_post_restore()'), ctx.signal);
+      if (owner) {
+        const n = await this.conn.withClient(into, (c) => reassignRestored(c, this.s.user, owner), ctx.signal);
+        ctx.log.info(`database '${into}' and its ${n} objects are owned by '${owner}'`, { target: this.target });
+      }
+    } catch (err) {
+      // A database this restore created (createOnly) holds part of the item at most: a failed restore into a new name leaves nothing.
+      if (created) await this.drop(ctx, into).catch((e: unknown) => ctx.log.warn(`database '${into}', created by this failed restore, could not be dropped: ${messageOf(e)}`, { target: this.target }));
+      throw err;
     }
   }
 
