@@ -46,11 +46,11 @@ abstract class Blocks extends Transform {
   }
 
   override _flush(done: TransformCallback): void {
-    done((this.filled > 0 ? this.close() : undefined) ?? this.end_());
+    done((this.filled > 0 ? this.close() : undefined) ?? this.atEnd());
   }
 
   /** At the end of the stream, after the last block: an error if something is missing. */
-  protected end_(): Error | undefined {
+  protected atEnd(): Error | undefined {
     return undefined;
   }
 
@@ -102,7 +102,7 @@ export class BlockGate extends Blocks {
 
   protected block(digest: string, chunks: Buffer[]): Error | undefined {
     const want = this.digests[this.index];
-    if (want === undefined) return new LifeboatError('ChecksumMismatch', `artifact '${this.url}' is longer than the ${this.digests.length} blocks the backup listed; it was not restored`);
+    if (want === undefined) return new LifeboatError('ChecksumMismatch', `artifact '${this.url}' is longer than the ${this.digests.length} blocks the backup listed; what follows them was not restored`);
     if (digest !== want) {
       return new LifeboatError('ChecksumMismatch', `artifact '${this.url}' failed its checksum at block ${this.index + 1} of ${this.digests.length} (bytes from ${this.index * this.size}); nothing after it was restored`);
     }
@@ -110,7 +110,7 @@ export class BlockGate extends Blocks {
     return undefined;
   }
 
-  protected override end_(): Error | undefined {
+  protected override atEnd(): Error | undefined {
     if (this.index === this.digests.length) return undefined;
     return new LifeboatError('ChecksumMismatch', `artifact '${this.url}' ends after ${this.index} of the ${this.digests.length} blocks the backup listed; the restore is incomplete`);
   }
