@@ -265,6 +265,32 @@ describe('pg_restore --jobs with a private spool file', () => {
     await rm(join(spoolDir, 'peek'));
   });
 
+  test('createOnly (a restore into a new name), with and without the spool: never drops what exists, and leaves nothing when it fails', async () => {
+    const { item, bytes } = of(await backupAll(), db1);
+    for (const s of [store, withSettings({ jobs: 2, spoolDir })]) {
+      // A name that exists: AlreadyExists, and the database is as it was.
+      const err = (await s.restore(ctx, item, db1, Readable.from([bytes]), { createOnly: true }).catch((e: unknown) => e)) as LifeboatError;
+      expect(err.type).toBe('AlreadyExists');
+      expect(err.message).toContain(`database '${db1}' already exists on `);
+      expect(await countRows(env.config, db1, 'ledger')).toBe(200);
+      // A new name whose stream breaks half-way: the database it created is dropped again.
+      const into = `${db1}_new`;
+      const broken = Readable.from(
+        (async function* () {
+          yield bytes.subarray(0, bytes.length >> 1);
+          throw new LifeboatError('ChecksumMismatch', 'artifact failed its checksum at block 2 of 3');
+        })(),
+      );
+      expect(await s.restore(ctx, item, into, broken, { createOnly: true }).catch((e: unknown) => (e as LifeboatError).type)).toBe('ChecksumMismatch');
+      expect(await databaseExists(env.config, into)).toBe(false);
+      // And whole: restored.
+      await s.restore(ctx, item, into, Readable.from([bytes]), { createOnly: true });
+      expect(await countRows(env.config, into, 'ledger')).toBe(200);
+      await dropDatabase(env.config, into);
+    }
+    expect(await readdir(spoolDir)).toEqual([]);
+  });
+
   test('a spool folder that cannot be created is a clear, permanent error before anything is dropped', async () => {
     const parallel = withSettings({ jobs: 2, spoolDir: join(spoolDir, 'missing', 'deeper') });
     const { item, bytes } = of(await backupAll(), db1);
