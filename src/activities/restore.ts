@@ -7,7 +7,7 @@ import type { PlannedArtifact, RestoreInput, RestorePlan, TargetPlan, TargetVeri
 import { LifeboatError, messageOf } from '../errors';
 import { loadIdentities, readArtifact, readBlockList, verifyArtifact } from '../repo/artifacts';
 import { readManifest } from '../repo/catalog';
-import { openStore, type BackupItem } from '../stores';
+import { openStore, type BackupItem, type StoreContext } from '../stores';
 import { waitReady } from '../stores/hooks';
 import { inActivity } from './context';
 import { seconds, type Deps } from './deps';
@@ -34,6 +34,26 @@ export function restoreActivities(d: Deps) {
     const record = manifest.artifacts.find((a) => a.file === file);
     if (!record) throw new LifeboatError('ArtifactNotFound', `backup '${backupId}' of target '${target}' has no artifact '${file}'`);
     return { manifest, record };
+  }
+
+  /**
+   * The verify pass over one stored artifact: SHA-256 and age authentication
+   * to the last chunk, reported as the `verify` stage. Returns the pin of the
+   * object it read (and what `inspect` said of the plaintext).
+   */
+  async function verifyPass(
+    ctx: StoreContext,
+    input: { target: string; backupId: string; file: string },
+    manifest: Manifest,
+    record: ArtifactRecord,
+    more: { inspect?: (plaintext: Readable) => Promise<string>; decode: boolean },
+  ): Promise<{ inspected?: string; pin: string }> {
+    return verifyArtifact(await d.repo(), artifactKey(input.target, input.backupId, input.file), record, await loadIdentities(d.config.encryption), {
+      onBytes: (n) => ctx.progress({ stage: 'verify', item: input.file, bytes: n, totalBytes: record.bytes }),
+      signal: ctx.signal,
+      sealedFor: manifest.encryption.recipients,
+      ...more,
+    });
   }
 
   /** One item into `into`: see restoreItem and restoreNewItem. */
@@ -81,14 +101,7 @@ export function restoreActivities(d: Deps) {
           }
           // Whatever kept it from streaming, nothing verified this artifact yet: do it before anything is dropped.
           ctx.progress({ stage: 'verify', item: input.file });
-          pin = (
-            await verifyArtifact(repo, key, record, identities, {
-              onBytes: (n) => ctx.progress({ stage: 'verify', item: input.file, bytes: n, totalBytes: record.bytes }),
-              signal: ctx.signal,
-              sealedFor: manifest.encryption.recipients,
-              decode: false,
-            })
-          ).pin;
+          pin = (await verifyPass(ctx, input, manifest, record, { decode: false })).pin;
         }
         await restoreFrom(await readArtifact(repo, key, record, identities, { signal: ctx.signal, pin, onStoredBytes }), {});
         return { seconds: seconds(started) };
@@ -179,13 +192,7 @@ export function restoreActivities(d: Deps) {
                     throw new LifeboatError('ArtifactUnreadable', messageOf(err));
                   })
               : undefined;
-          const { inspected, pin } = await verifyArtifact(await d.repo(), artifactKey(input.target, input.backupId, input.file), record, await loadIdentities(d.config.encryption), {
-            onBytes: (n) => ctx.progress({ stage: 'verify', item: input.file, bytes: n, totalBytes: record.bytes }),
-            signal: ctx.signal,
-            inspect,
-            sealedFor: manifest.encryption.recipients,
-            decode: input.inspect === true,
-          });
+          const { inspected, pin } = await verifyPass(ctx, input, manifest, record, { inspect, decode: input.inspect === true });
           return { bytes: record.bytes, inspected, pin };
         },
         await d.scope(input.target),

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import { Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DRILLS_DIR, MANIFEST, artifactKey, blocksKey, sidecarKey, sidecarText } from '../domain/layout';
 import { validateBackupId, validateName } from '../domain/names';
 import { messageOf } from '../errors';
 import { readBlockList } from './artifacts';
-import { BLOCK_SIZE, BlockHasher } from './blocks';
+import { BlockHasher } from './blocks';
+import { HashTap } from './hash-tap';
 import { loadManifest } from './catalog';
 import type { Entry, Repository } from './types';
 
@@ -59,20 +60,16 @@ export interface CheckOptions {
   onBackup?: (b: BackupCheck) => void;
 }
 
-/** SHA-256 of a stored object, and its block list as a backup writes it. */
-async function hashOf(repo: Repository, key: string): Promise<{ sha256: string; bytes: number; blocks: string }> {
-  const h = createHash('sha256');
-  const blocks = new BlockHasher();
-  let bytes = 0;
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      h.update(chunk);
-      bytes += chunk.length;
-      done();
-    },
-  });
-  await pipeline(await repo.get(key), blocks, sink);
-  return { sha256: h.digest('hex'), bytes, blocks: blocks.list() };
+/**
+ * SHA-256 of a stored object; with `blockSize` (an artifact's), also the
+ * SHA-256 of its block list as a backup writes it, which the manifest signs.
+ */
+async function hashOf(repo: Repository, key: string, blockSize?: number): Promise<{ sha256: string; bytes: number; blocksSha256?: string }> {
+  const tap = new HashTap();
+  const blocks = blockSize ? new BlockHasher(blockSize) : new PassThrough();
+  const discard = new Writable({ write: (_chunk, _enc, done) => done() });
+  await pipeline(await repo.get(key), tap, blocks, discard);
+  return { sha256: tap.digest(), bytes: tap.bytes, ...(blocks instanceof BlockHasher ? { blocksSha256: createHash('sha256').update(blocks.list()).digest('hex') } : {}) };
 }
 
 const isName = (s: string) => {
@@ -103,11 +100,11 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
     if (!sizes.has(key)) sizes.set(key, repo.size(key));
     return sizes.get(key)!;
   };
-  const rehash = (key: string) => {
+  const rehash = (key: string, blockSize?: number) => {
     if (!hashes.has(key)) {
       hashes.set(
         key,
-        hashOf(repo, key).then((h) => {
+        hashOf(repo, key, blockSize).then((h) => {
           result.bytesRead += h.bytes;
           return h;
         }),
@@ -116,8 +113,8 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
     return hashes.get(key)!;
   };
 
-  /** Size (and with readData the SHA-256) of one stored object against what was recorded. */
-  async function object(key: string, bytes: number, sha256: string, listed: number | undefined, problems: string[]): Promise<boolean> {
+  /** Size (and with readData the SHA-256) of one stored object against what was recorded; `blockSize`: an artifact's, read along. */
+  async function object(key: string, bytes: number, sha256: string, listed: number | undefined, problems: string[], blockSize?: number): Promise<boolean> {
     const size = await sizeOf(key, listed);
     if (size === undefined) {
       problems.push(`${repo.url(key)} is missing`);
@@ -128,7 +125,7 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
       return false;
     }
     if (opts.readData) {
-      const got = (await rehash(key)).sha256;
+      const got = (await rehash(key, blockSize)).sha256;
       if (got !== sha256) {
         problems.push(`${repo.url(key)} failed its checksum (recorded ${sha256}, read ${got})`);
         return false;
@@ -154,7 +151,7 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
             b.artifacts++;
             b.bytes += a.bytes;
             const key = artifactKey(target, backupId, a.file);
-            await object(key, a.bytes, a.sha256, listed.get(a.file), b.problems);
+            await object(key, a.bytes, a.sha256, listed.get(a.file), b.problems, a.blocks?.size);
             const side = sidecarKey(key);
             if (!listed.has(`${a.file}.sha256`)) b.problems.push(`${repo.url(side)} is missing`);
             else if ((await repo.getText(side)) !== sidecarText(a.sha256, a.file)) b.problems.push(`${repo.url(side)} does not agree with the manifest (sha256 ${a.sha256})`);
@@ -164,7 +161,7 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
               else {
                 const list = await readBlockList(repo, key, a).catch((err: unknown) => void b.problems.push(messageOf(err)));
                 // With readData: the list (as signed) also matches the bytes, or every restore into a new name would fail.
-                if (list && opts.readData && a.blocks.size === BLOCK_SIZE && (await rehash(key)).blocks !== list.map((d) => `${d}\n`).join('')) {
+                if (list && opts.readData && (await rehash(key, a.blocks.size)).blocksSha256 !== a.blocks.sha256) {
                   b.problems.push(`${repo.url(blocksKey(key))} does not match the artifact's bytes: a restore into a new name fails on it (one in place verifies the whole artifact instead)`);
                 }
               }
