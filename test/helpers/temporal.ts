@@ -1,4 +1,5 @@
 import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../../src/config';
 import { createWorker } from '../../src/worker';
@@ -58,4 +59,22 @@ export async function failureOf(p: Promise<unknown>): Promise<{ type?: string; m
     throw err;
   }
   throw new Error('expected the workflow to fail, but it succeeded');
+}
+
+/** The activities a run scheduled, in order: each one's type and its (decoded) input. */
+export async function scheduledActivities(handle: WorkflowHandle): Promise<Array<{ type: string; input: Record<string, unknown> }>> {
+  const { events } = await handle.fetchHistory();
+  return (events ?? [])
+    .map((e) => e.activityTaskScheduledEventAttributes)
+    .filter((a) => a !== null && a !== undefined)
+    .map((a) => {
+      const first = a.input?.payloads?.[0];
+      return { type: a.activityType!.name!, input: first ? defaultPayloadConverter.fromPayload<Record<string, unknown>>(first) : {} };
+    });
+}
+
+/** The attempt number of every activity task a run started. */
+export async function activityAttempts(handle: WorkflowHandle): Promise<number[]> {
+  const { events } = await handle.fetchHistory();
+  return (events ?? []).filter((e) => e.activityTaskStartedEventAttributes).map((e) => Number(e.activityTaskStartedEventAttributes!.attempt));
 }

@@ -9,6 +9,7 @@ import type { DrillResult } from '../../src/domain/plan';
 import { openRepository } from '../../src/repo';
 import { s3Client } from '../../src/repo/s3';
 import { writeConfigFile } from '../helpers/config-file';
+import { activityAttempts } from '../helpers/temporal';
 import { CRASH_HEARTBEAT_TIMEOUT, CrashWorker } from '../helpers/crash';
 import { testEnv } from '../helpers/env';
 import { countRows, createDatabase, databaseExists, dropDatabase, pg } from '../helpers/pg';
@@ -90,8 +91,6 @@ test('killed while a scratch copy streams in (no verify pass before it), the ret
   expect(await countRows(env.config, db, 'events')).toBe(before);
   expect(await databaseExists(env.config, `lifeboat_drill_${r.nonce.replace(/-/g, '').slice(0, 8)}`)).toBe(false);
   // A second attempt finished the restore: it found the copy the killed one had made, so it went the verify-then-replace way.
-  const { events } = await workers.client.workflow.getHandle(`${id}/restore`).fetchHistory();
-  const attempts = (events ?? []).filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
-  expect(attempts).toContain(2);
+  expect(await activityAttempts(workers.client.workflow.getHandle(`${id}/restore`))).toContain(2);
   await expectCleanRepository(r.backupId);
 });

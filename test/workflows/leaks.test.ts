@@ -12,7 +12,7 @@ import { s3Client } from '../../src/repo/s3';
 import { sweepSpools } from '../../src/stores/postgres/spool';
 import { testEnv, withTaskQueue } from '../helpers/env';
 import { createDatabase, dropDatabase, holdTableLock, pg } from '../helpers/pg';
-import { failureOf, startHarness, type Harness } from '../helpers/temporal';
+import { activityAttempts, failureOf, startHarness, type Harness } from '../helpers/temporal';
 
 /**
  * No leaks on any path: a failed or cancelled attempt leaves no pg_dump
@@ -142,9 +142,7 @@ test('a full repository fails the backup at once, naming the repository and how 
     const f = await failureOf(result);
     expect(f.type).toBe('RepositoryFull');
     expect(f.message).toMatch(new RegExp(`^the repository is full: writing file://${mnt}/app-pg/\\S+ failed after \\d+\\.\\d MiB \\(ENOSPC on ${mnt}\\); it needs at least that much free space`));
-    const history = await handle.fetchHistory();
-    const attempts = (history.events ?? []).filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
-    expect(Math.max(...attempts.map(Number))).toBe(1); // permanent: not retried for minutes
+    expect(Math.max(...(await activityAttempts(handle)))).toBe(1); // permanent: not retried for minutes
     expect(dumps()).toBe('');
   } finally {
     await h.stop();

@@ -1,6 +1,5 @@
 import type { Worker } from '@temporalio/worker';
 import type { NativeConnection } from '@temporalio/worker';
-import { defaultPayloadConverter } from '@temporalio/common';
 import type { PitrBackupResult, PitrDrillResult, PitrRestoreResult } from '../../src/domain/pitr';
 import { createWorker } from '../../src/worker';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -11,7 +10,7 @@ import { testEnv, withTaskQueue } from '../helpers/env';
 import { LifeboatMetrics } from '../../src/worker/metrics';
 import { freePort } from '../../src/stores/child';
 import { createPitrCluster, type PitrCluster } from '../helpers/pitr-cluster';
-import { failureOf, startHarness, type Harness } from '../helpers/temporal';
+import { failureOf, scheduledActivities, startHarness, type Harness } from '../helpers/temporal';
 
 /**
  * The PITR workflows with a real worker beside the database on the target's
@@ -33,15 +32,6 @@ async function startDbWorker(): Promise<void> {
   db = { worker, connection, running: worker.run() };
 }
 
-async function activityTypes(workflowId: string): Promise<string[]> {
-  const types: string[] = [];
-  const hist = await h.client.workflow.getHandle(workflowId).fetchHistory();
-  for (const e of hist.events ?? []) {
-    const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
-    if (name) types.push(name);
-  }
-  return types;
-}
 
 beforeAll(async () => {
   cluster = await createPitrCluster(env, { taskQueue: dbQueue });
@@ -95,7 +85,7 @@ test('an incremental backup, then a time outside the window is refused in the pl
     expect(f.type).toBe('OutsideWindow');
     expect(f.message).toContain('The recoverable window is');
     expect(f.message).toContain(incr.window!.earliest);
-    const ran = await activityTypes(handle.workflowId);
+    const ran = (await scheduledActivities(handle)).map((a) => a.type);
     expect(ran).not.toContain('pitrServer');
     expect(ran).not.toContain('runHooks');
   }
@@ -184,9 +174,7 @@ test('the PITR drill proves batch A there and batch B absent in a scratch copy, 
   expect(r.markersAfter).toEqual({ expected: 137, found: 0 });
   expect(r.precisionSeconds).toBeGreaterThanOrEqual(0);
   expect(r.restoreSeconds).toBeGreaterThan(0);
-  const hist = await h.client.workflow.getHandle(handle.workflowId).fetchHistory();
-  const cleanup = (hist.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'pitrScratchCleanup');
+  const cleanup = (await scheduledActivities(handle)).filter((a) => a.type === 'pitrScratchCleanup');
   expect(cleanup.length).toBe(1);
-  const input = defaultPayloadConverter.fromPayload(cleanup[0]!.activityTaskScheduledEventAttributes!.input!.payloads![0]!) as { token: string };
-  expect(input.token).toMatch(/^[0-9a-f]{12}$/);
+  expect(cleanup[0]!.input.token).toMatch(/^[0-9a-f]{12}$/);
 });

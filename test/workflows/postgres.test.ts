@@ -1,6 +1,4 @@
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import type { WorkflowHandle } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
 import { randomBytes } from 'node:crypto';
 import type { S3RepositoryConfig } from '../../src/config';
 import type { BackupResult, DrillResult, RestoreResult } from '../../src/domain/plan';
@@ -10,7 +8,7 @@ import { listBackups, readManifest } from '../../src/repo/catalog';
 import { s3Client } from '../../src/repo/s3';
 import { testEnv, withTaskQueue, trustOf } from '../helpers/env';
 import { countRows, createDatabase, databaseExists, dropDatabase, pg, seedApp } from '../helpers/pg';
-import { failureOf, startHarness, type Harness } from '../helpers/temporal';
+import { failureOf, scheduledActivities, startHarness, type Harness } from '../helpers/temporal';
 
 const env = testEnv('wfpg');
 const config = withTaskQueue(env.config, env.taskQueue);
@@ -21,18 +19,6 @@ const newId = () => makeBackupId(new Date(), randomBytes(2).toString('hex'));
 
 const start = <T>(type: string, input: unknown) => h.start<T>(type, input);
 const run = <T>(type: string, input: unknown) => h.run<T>(type, input);
-
-/** The activity types a run scheduled, in order. */
-async function activitiesOf(handle: WorkflowHandle): Promise<Array<{ type: string; input: Record<string, unknown> }>> {
-  const { events } = await handle.fetchHistory();
-  const converter = defaultPayloadConverter;
-  return (events ?? [])
-    .filter((e) => e.activityTaskScheduledEventAttributes)
-    .map((e) => {
-      const a = e.activityTaskScheduledEventAttributes!;
-      return { type: a.activityType!.name!, input: converter.fromPayload<Record<string, unknown>>(a.input!.payloads![0]!) };
-    });
-}
 
 async function tamper(backupId: string, file: string, at: (length: number) => number): Promise<string> {
   const repoCfg = config.repository as S3RepositoryConfig;
@@ -128,7 +114,7 @@ test('a restore into a new name streams each block authenticated, with no verify
     const first = await start<RestoreResult>('restoreWorkflow', input);
     await first.result;
     expect(await countRows(config, copy)).toBe(rows);
-    const acts = await activitiesOf(first.handle);
+    const acts = await scheduledActivities(first.handle);
     expect(acts.map((a) => a.type)).not.toContain('verifyStoredArtifact');
     expect(acts.map((a) => a.type)).not.toContain('restoreItem');
     expect(acts.find((a) => a.type === 'restoreNewItem')!.input).toMatchObject({ into: copy });
@@ -143,7 +129,7 @@ test('a restore into a new name streams each block authenticated, with no verify
     const mixed = await start<RestoreResult>('restoreWorkflow', { backupId, yes: true, into: { 'app-pg': { [db]: copy } } });
     await mixed.result;
     expect(await countRows(config, copy)).toBe(rows);
-    const mixedActs = await activitiesOf(mixed.handle);
+    const mixedActs = await scheduledActivities(mixed.handle);
     expect(mixedActs.filter((a) => a.type === 'verifyStoredArtifact').map((a) => a.input.file)).toEqual(['globals.sql.zst.age', art.file]);
     expect(mixedActs.map((a) => a.type)).not.toContain('restoreNewItem');
 
